@@ -1,0 +1,13 @@
+"""The ``redismem`` command: records, change log, scripts, demo (and more).
+
+Each command group lives in its own module and is attached to ``main`` here.
+Output is JSON, one object per line; errors print one line on stderr and exit
+non-zero.
+"""
+
+from __future__ import annotations
+
+from redismem.cli.app import main
+from redismem.cli import records  # noqa: F401  (registers its commands)
+
+__all__ = ["main"]

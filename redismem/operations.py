@@ -1,0 +1,236 @@
+"""The store's operations as Call objects: what to send, how to read the reply.
+
+Nothing here does I/O. ``MemoryStore`` and its asyncio twin run these calls,
+so validation, key names and reply parsing exist exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redismem import replies, scripts
+from redismem.errors import (
+    RecordExists,
+    RecordNotFound,
+    StaleToken,
+    VersionConflict,
+)
+from redismem.keys import NAMESPACE_DIRECTORY, NamespaceKeys
+from redismem.models import ChangeEvent, Op, Page, Record
+from redismem.scripts import Call
+from redismem.tokens import LogPosition, decode_log_token
+from redismem.validation import (
+    check_expected_version,
+    check_key,
+    check_limit,
+    check_namespace,
+    encode_value,
+)
+
+WriteMode = Literal["put", "create", "update"]
+
+#: One write of ``put_many``: (namespace, key, value[, expect_version]).
+Write = tuple[str, str, Any] | tuple[str, str, Any, int | None]
+
+# Reply codes shared by put.lua and delete.lua.
+_OK, _VERSION_MISMATCH, _EXISTS, _MISSING = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a write script reports: the record (None after a delete) and event."""
+
+    record: Record | None
+    event: ChangeEvent
+    log_started: bool
+
+
+def write(
+    namespace: str,
+    key: str,
+    value: Any,
+    *,
+    mode: WriteMode,
+    expect_version: int | None,
+    max_value_bytes: int,
+) -> Call[WriteOutcome]:
+    """The call that creates or updates one record (``put.lua``)."""
+    check_namespace(namespace)
+    check_key(key)
+    expected = check_expected_version(expect_version)
+    encoded = encode_value(namespace, key, value, max_value_bytes)
+    names = NamespaceKeys(namespace)
+
+    def parse(reply: Any) -> WriteOutcome:
+        code = int(reply[0])
+        if code == _VERSION_MISMATCH:
+            raise VersionConflict(namespace, key, int(expected), int(reply[1]))
+        if code == _EXISTS:
+            raise RecordExists(namespace, key, int(reply[1]))
+        if code == _MISSING:
+            raise RecordNotFound(namespace, key)
+
+        version, created, updated, seq = (int(x) for x in reply[1:5])
+        stream_id, epoch = replies.text(reply[5]), replies.text(reply[6])
+        # The stored JSON, decoded, so put() returns what get() would.
+        stored = json.loads(encoded)
+        record = Record(namespace, key, stored, version, created, updated)
+        op: Op = "create" if version == 1 else "update"
+        event = _event(
+            namespace, key, op, version, seq, updated, stored, epoch, stream_id
+        )
+        return WriteOutcome(record, event, bool(int(reply[7])))
+
+    return Call(
+        parse,
+        script=scripts.load("put"),
+        keys=(names.records, names.index, names.meta, names.log),
+        args=(namespace, key, mode, encoded, expected, names.channel),
+    )
+
+
+def write_many(writes: Iterable[Write], *, max_value_bytes: int) -> list[Call[WriteOutcome]]:
+    """The calls for ``put_many``; every write is validated before any is sent."""
+    calls = []
+    for item in writes:
+        if not isinstance(item, tuple) or len(item) not in (3, 4):
+            raise ValueError(
+                "each write must be (namespace, key, value[, expect_version]), "
+                f"not {item!r}"
+            )
+        namespace, key, value = item[0], item[1], item[2]
+        expect_version = item[3] if len(item) == 4 else None
+        calls.append(
+            write(
+                namespace,
+                key,
+                value,
+                mode="put",
+                expect_version=expect_version,
+                max_value_bytes=max_value_bytes,
+            )
+        )
+    return calls
+
+
+def delete(
+    namespace: str, key: str, *, expect_version: int | None
+) -> Call[WriteOutcome | None]:
+    """The call that deletes one record (``delete.lua``); None if it was absent."""
+    check_namespace(namespace)
+    check_key(key)
+    expected = check_expected_version(expect_version)
+    names = NamespaceKeys(namespace)
+
+    def parse(reply: Any) -> WriteOutcome | None:
+        code = int(reply[0])
+        if code == _VERSION_MISMATCH:
+            raise VersionConflict(namespace, key, int(expected), int(reply[1]))
+        if code == _MISSING:
+            return None
+
+        version, seq = int(reply[1]), int(reply[2])
+        stream_id, epoch = replies.text(reply[3]), replies.text(reply[4])
+        ts = int(reply[5])
+        event = _event(
+            namespace, key, "delete", version, seq, ts, None, epoch, stream_id
+        )
+        return WriteOutcome(None, event, bool(int(reply[6])))
+
+    return Call(
+        parse,
+        script=scripts.load("delete"),
+        keys=(names.records, names.index, names.meta, names.log),
+        args=(namespace, key, expected, names.channel),
+    )
+
+
+def get(namespace: str, key: str) -> Call[Record | None]:
+    """The call that reads one record."""
+    check_namespace(namespace)
+    check_key(key)
+
+    def parse(reply: Any) -> Record | None:
+        return None if reply is None else replies.record(namespace, key, reply)
+
+    return Call(parse, command=("HGET", NamespaceKeys(namespace).records, key))
+
+
+def list_records(namespace: str, *, after: str | None, limit: int) -> Call[Page[Record]]:
+    """The call that reads one page of records in key order (``list.lua``)."""
+    check_namespace(namespace)
+    if after is not None:
+        check_key(after)
+    check_limit(limit)
+    names = NamespaceKeys(namespace)
+
+    def parse(reply: Any) -> Page[Record]:
+        more = int(reply[0]) == 1
+        items = [
+            replies.record(namespace, replies.text(reply[i]), reply[i + 1])
+            for i in range(1, len(reply), 2)
+        ]
+        return Page(items, items[-1].key if more and items else None)
+
+    return Call(
+        parse,
+        script=scripts.load("list"),
+        keys=(names.index, names.records),
+        args=(after or "", limit),
+    )
+
+
+def changes(
+    namespace: str, *, after: str | None, limit: int
+) -> Call[Page[ChangeEvent]]:
+    """The call that reads one page of the change log (``changes.lua``)."""
+    check_namespace(namespace)
+    check_limit(limit)
+    position = decode_log_token(after) if after is not None else None
+    names = NamespaceKeys(namespace)
+
+    def parse(reply: Any) -> Page[ChangeEvent]:
+        epoch = replies.text(reply[1])
+        if int(reply[0]) != 0:
+            assert after is not None  # only a cursor can be stale
+            raise StaleToken(namespace, after, epoch, "the log has a new epoch")
+
+        items = [replies.stream_event(namespace, epoch, entry) for entry in reply[2]]
+        more = int(reply[3]) == 1
+        return Page(items, items[-1].token if more else None)
+
+    return Call(
+        parse,
+        script=scripts.load("changes"),
+        keys=(names.meta, names.log),
+        args=(
+            position.stream_id if position else "",
+            limit,
+            position.epoch if position else "",
+        ),
+    )
+
+
+def register_namespace(namespace: str) -> Call[None]:
+    """The call that adds a namespace to the directory (idempotent)."""
+    return Call(lambda reply: None, command=("SADD", NAMESPACE_DIRECTORY, namespace))
+
+
+def _event(
+    namespace: str,
+    key: str,
+    op: Op,
+    version: int,
+    seq: int,
+    ts: int,
+    value: Any,
+    epoch: str,
+    stream_id: str,
+) -> ChangeEvent:
+    token = LogPosition(epoch, seq, stream_id).encode()
+    return ChangeEvent(
+        namespace, key, op, version, seq, ts, value, epoch, stream_id, token
+    )

@@ -1,0 +1,123 @@
+"""MemoryStore: namespaced JSON records whose every write is logged and published."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from redismem import operations
+from redismem.errors import PreconditionFailed
+from redismem.execution import run, run_pipelined
+from redismem.keys import NAMESPACE_DIRECTORY
+from redismem.models import ChangeEvent, Page, Record
+from redismem.operations import Write, WriteOutcome
+from redismem.replies import text
+from redismem.validation import DEFAULT_MAX_VALUE_BYTES
+
+
+class MemoryStore:
+    """Records in namespaces, over a synchronous redis-py client.
+
+    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``. Each
+    write is one Lua script call that checks its precondition, writes the
+    record, appends a change event to the namespace's stream and publishes it.
+    """
+
+    def __init__(self, client: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
+        self.client = client
+        self.max_value_bytes = max_value_bytes
+
+    def put(
+        self, namespace: str, key: str, value: Any, *, expect_version: int | None = None
+    ) -> Record:
+        """Create or update a record; ``expect_version=0`` means "must not exist"."""
+        return self._write(namespace, key, value, "put", expect_version)
+
+    def create(self, namespace: str, key: str, value: Any) -> Record:
+        """Create a record, raising RecordExists if the key is present."""
+        return self._write(namespace, key, value, "create", None)
+
+    def update(
+        self, namespace: str, key: str, value: Any, *, expect_version: int | None = None
+    ) -> Record:
+        """Update a record, raising RecordNotFound if the key is missing."""
+        return self._write(namespace, key, value, "update", expect_version)
+
+    def get(self, namespace: str, key: str) -> Record | None:
+        """Return the record, or None if there is none."""
+        return run(self.client, operations.get(namespace, key))
+
+    def delete(
+        self, namespace: str, key: str, *, expect_version: int | None = None
+    ) -> bool:
+        """Delete a record; False (and no event) if it did not exist."""
+        call = operations.delete(namespace, key, expect_version=expect_version)
+        outcome = run(self.client, call)
+        if outcome is None:
+            return False
+        self._note_log_started(outcome)
+        return True
+
+    def list(
+        self, namespace: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[Record]:
+        """One page of records in key order; pass ``page.next`` as ``after``."""
+        return run(
+            self.client, operations.list_records(namespace, after=after, limit=limit)
+        )
+
+    def changes(
+        self, namespace: str, *, after: str | None = None, limit: int = 100
+    ) -> Page[ChangeEvent]:
+        """One page of the change log, oldest first, after the token ``after``."""
+        return run(self.client, operations.changes(namespace, after=after, limit=limit))
+
+    def namespaces(self, pattern: str = "*") -> list[str]:
+        """Every namespace with a change log whose name matches the glob."""
+        names = self.client.sscan_iter(NAMESPACE_DIRECTORY, match=pattern)
+        return sorted({text(name) for name in names})
+
+    def put_many(self, writes: Iterable[Write]) -> list[Record | PreconditionFailed]:
+        """Send many puts in one round trip; each is atomic on its own.
+
+        ``writes`` holds ``(namespace, key, value)`` or
+        ``(namespace, key, value, expect_version)`` tuples. All are validated
+        before anything is sent. The result has, per write, its Record or the
+        PreconditionFailed that refused it.
+        """
+        calls = operations.write_many(writes, max_value_bytes=self.max_value_bytes)
+        results = run_pipelined(self.client, calls)
+        for result in results:
+            if isinstance(result, WriteOutcome):
+                self._note_log_started(result)
+        return [
+            result.record if isinstance(result, WriteOutcome) else result
+            for result in results
+        ]
+
+    def _write(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        mode: operations.WriteMode,
+        expect_version: int | None,
+    ) -> Record:
+        call = operations.write(
+            namespace,
+            key,
+            value,
+            mode=mode,
+            expect_version=expect_version,
+            max_value_bytes=self.max_value_bytes,
+        )
+        outcome = run(self.client, call)
+        self._note_log_started(outcome)
+        assert outcome.record is not None
+        return outcome.record
+
+    def _note_log_started(self, outcome: WriteOutcome) -> None:
+        # The directory spans slots, so it is written after the atomic write;
+        # SADD is idempotent, and only a write that began a log pays for it.
+        if outcome.log_started:
+            run(self.client, operations.register_namespace(outcome.event.namespace))
