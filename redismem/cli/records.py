@@ -1,0 +1,1 @@
+"""CLI commands on records: put, get, delete, list, changes, scripts, demo."""
