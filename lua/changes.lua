@@ -13,6 +13,9 @@
 --                        page size; more is 1 when events follow the page;
 --                        epoch is "" when the namespace has no log yet
 --   {1, epoch}           the cursor's epoch is not the log's: it is stale
+--
+-- Example:
+--   redis-cli --eval lua/changes.lua 'rm:{users}:meta' 'rm:{users}:log' , '' 10 ''
 
 local meta, log = KEYS[1], KEYS[2]
 local after, limit, cursor_epoch = ARGV[1], tonumber(ARGV[2]), ARGV[3]

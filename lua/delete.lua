@@ -18,6 +18,10 @@
 --     deleted; version is the tombstone's version (the last version + 1)
 --   {1, actual_version}  expected version did not match (0 = absent)
 --   {3}                  the key is missing (nothing written)
+--
+-- Example:
+--   redis-cli --eval lua/delete.lua 'rm:{users}:records' 'rm:{users}:keys' \
+--     'rm:{users}:meta' 'rm:{users}:log' , users alice '' rm:ch:users
 
 local records, index, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local namespace, key, expected, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]

@@ -8,6 +8,9 @@
 --
 -- Reply: {more, key1, record1, key2, record2, ...}; more is 1 when records
 -- follow this page. Records are the stored record JSON.
+--
+-- Example:
+--   redis-cli --eval lua/list.lua 'rm:{users}:keys' 'rm:{users}:records' , '' 10
 
 local index, records = KEYS[1], KEYS[2]
 local after, limit = ARGV[1], tonumber(ARGV[2])

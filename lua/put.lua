@@ -2,7 +2,7 @@
 -- namespace's log and publish it, all in one atomic step.
 --
 -- KEYS[1]  records hash     rm:{<ns>}:records  field <key> -> record JSON
--- KEYS[2]  key index zset   rm:{<ns>}:keys      every live key, score 0
+-- KEYS[2]  key index zset   rm:{<ns>}:keys     every live key, score 0
 -- KEYS[3]  log metadata     rm:{<ns>}:meta     epoch, seq
 -- KEYS[4]  change log       rm:{<ns>}:log      stream of change events
 --
@@ -22,6 +22,11 @@
 --   {2, actual_version}  mode "create" and the key exists
 --   {3}                  mode "update" and the key is missing
 -- A refusal writes nothing.
+--
+-- Example:
+--   redis-cli --eval lua/put.lua 'rm:{users}:records' 'rm:{users}:keys' \
+--     'rm:{users}:meta' 'rm:{users}:log' , users alice put '{"name":"Alice"}' '' \
+--     rm:ch:users
 
 local records, index, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local namespace, key, mode = ARGV[1], ARGV[2], ARGV[3]

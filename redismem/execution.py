@@ -7,13 +7,13 @@ script and retries once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
 from redismem.errors import PreconditionFailed
-from redismem.scripts import Call
+from redismem.scripts import Call, Script
 
 T = TypeVar("T")
 
@@ -41,13 +41,18 @@ def run_pipelined(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
 
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in {calls[i].script for i in missing if calls[i].script}:
+        for script in scripts_of(calls[i] for i in missing):
             client.script_load(script.source)
         retried = _pipeline(client, [calls[i] for i in missing])
         for i, reply in zip(missing, retried, strict=True):
             replies[i] = reply
 
     return parse_all(calls, replies)
+
+
+def scripts_of(calls: Iterable[Call[Any]]) -> set[Script]:
+    """The distinct scripts among ``calls``."""
+    return {call.script for call in calls if call.script is not None}
 
 
 def parse_all(calls: Sequence[Call[Any]], replies: Sequence[Any]) -> list[Any]:

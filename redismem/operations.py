@@ -92,7 +92,9 @@ def write(
     )
 
 
-def write_many(writes: Iterable[Write], *, max_value_bytes: int) -> list[Call[WriteOutcome]]:
+def write_many(
+    writes: Iterable[Write], *, max_value_bytes: int
+) -> list[Call[WriteOutcome]]:
     """The calls for ``put_many``; every write is validated before any is sent."""
     calls = []
     for item in writes:
@@ -159,7 +161,9 @@ def get(namespace: str, key: str) -> Call[Record | None]:
     return Call(parse, command=("HGET", NamespaceKeys(namespace).records, key))
 
 
-def list_records(namespace: str, *, after: str | None, limit: int) -> Call[Page[Record]]:
+def list_records(
+    namespace: str, *, after: str | None, limit: int
+) -> Call[Page[Record]]:
     """The call that reads one page of records in key order (``list.lua``)."""
     check_namespace(namespace)
     if after is not None:

@@ -20,7 +20,6 @@ T = TypeVar("T")
 Arg = str | int | float
 
 
-
 @dataclass(frozen=True)
 class Script:
     """A Lua script shipped with redismem: its name, source and SHA1."""
@@ -32,6 +31,20 @@ class Script:
     def sha(self) -> str:
         """The SHA1 digest Redis knows this script by."""
         return hashlib.sha1(self.source.encode()).hexdigest()
+
+    @property
+    def example(self) -> str:
+        """The ``redis-cli --eval`` example from the script's header, if any."""
+        lines = self.source.splitlines()
+        if "-- Example:" not in lines:
+            return ""
+        start = lines.index("-- Example:") + 1
+        example = []
+        for line in lines[start:]:
+            if not line.startswith("--   "):
+                break
+            example.append(line.removeprefix("--   ").rstrip("\\ "))
+        return " ".join(part.strip() for part in example)
 
     @property
     def filename(self) -> str:

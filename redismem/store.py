@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,9 @@ from redismem.models import ChangeEvent, Page, Record
 from redismem.operations import Write, WriteOutcome
 from redismem.replies import text
 from redismem.validation import DEFAULT_MAX_VALUE_BYTES
+
+#: What put_many returns: per write, its Record or the refusal.
+WriteResults = list[Record | PreconditionFailed]
 
 
 class MemoryStore:
@@ -72,12 +76,12 @@ class MemoryStore:
         """One page of the change log, oldest first, after the token ``after``."""
         return run(self.client, operations.changes(namespace, after=after, limit=limit))
 
-    def namespaces(self, pattern: str = "*") -> list[str]:
+    def namespaces(self, pattern: str = "*") -> builtins.list[str]:
         """Every namespace with a change log whose name matches the glob."""
         names = self.client.sscan_iter(NAMESPACE_DIRECTORY, match=pattern)
         return sorted({text(name) for name in names})
 
-    def put_many(self, writes: Iterable[Write]) -> list[Record | PreconditionFailed]:
+    def put_many(self, writes: Iterable[Write]) -> WriteResults:
         """Send many puts in one round trip; each is atomic on its own.
 
         ``writes`` holds ``(namespace, key, value)`` or
@@ -87,13 +91,16 @@ class MemoryStore:
         """
         calls = operations.write_many(writes, max_value_bytes=self.max_value_bytes)
         results = run_pipelined(self.client, calls)
+
+        written: WriteResults = []
         for result in results:
             if isinstance(result, WriteOutcome):
                 self._note_log_started(result)
-        return [
-            result.record if isinstance(result, WriteOutcome) else result
-            for result in results
-        ]
+                assert result.record is not None
+                written.append(result.record)
+            else:
+                written.append(result)
+        return written
 
     def _write(
         self,

@@ -18,6 +18,11 @@ import redis
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 START_TIMEOUT = 10.0
+CLUSTER_NODE_OPTIONS = (
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", "nodes.conf",
+    "--cluster-node-timeout", "2000",
+)  # fmt: skip
 
 
 def free_port() -> int:
@@ -110,14 +115,7 @@ class RedisClusterServers:
 
     def __init__(self, directory: Path) -> None:
         self.nodes = [
-            RedisServer(
-                directory / f"node{i}",
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000",
-                "--appendonly", "no",
-            )  # fmt: skip
-            for i in range(3)
+            RedisServer(directory / f"node{i}", *CLUSTER_NODE_OPTIONS) for i in range(3)
         ]
 
     @property

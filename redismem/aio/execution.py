@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
-from redismem.execution import parse_all
+from redismem.execution import parse_all, scripts_of
 from redismem.scripts import Call
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ async def run_pipelined(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
 
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in {calls[i].script for i in missing if calls[i].script}:
+        for script in scripts_of(calls[i] for i in missing):
             await client.script_load(script.source)
         retried = await _pipeline(client, [calls[i] for i in missing])
         for i, reply in zip(missing, retried, strict=True):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import Any
 
 from redismem import operations
-from redismem.errors import PreconditionFailed
 from redismem.aio.execution import run, run_pipelined
+from redismem.errors import PreconditionFailed
 from redismem.keys import NAMESPACE_DIRECTORY
 from redismem.models import ChangeEvent, Page, Record
 from redismem.operations import Write, WriteOutcome
 from redismem.replies import text
 from redismem.validation import DEFAULT_MAX_VALUE_BYTES
+
+#: What put_many returns: per write, its Record or the refusal.
+WriteResults = list[Record | PreconditionFailed]
 
 
 class MemoryStore:
@@ -70,14 +74,16 @@ class MemoryStore:
         self, namespace: str, *, after: str | None = None, limit: int = 100
     ) -> Page[ChangeEvent]:
         """One page of the change log, oldest first, after the token ``after``."""
-        return await run(self.client, operations.changes(namespace, after=after, limit=limit))
+        return await run(
+            self.client, operations.changes(namespace, after=after, limit=limit)
+        )
 
-    async def namespaces(self, pattern: str = "*") -> list[str]:
+    async def namespaces(self, pattern: str = "*") -> builtins.list[str]:
         """Every namespace with a change log whose name matches the glob."""
         names = self.client.sscan_iter(NAMESPACE_DIRECTORY, match=pattern)
         return sorted({text(name) async for name in names})
 
-    async def put_many(self, writes: Iterable[Write]) -> list[Record | PreconditionFailed]:
+    async def put_many(self, writes: Iterable[Write]) -> WriteResults:
         """Send many puts in one round trip; each is atomic on its own.
 
         ``writes`` holds ``(namespace, key, value)`` or
@@ -87,13 +93,16 @@ class MemoryStore:
         """
         calls = operations.write_many(writes, max_value_bytes=self.max_value_bytes)
         results = await run_pipelined(self.client, calls)
+
+        written: WriteResults = []
         for result in results:
             if isinstance(result, WriteOutcome):
                 await self._note_log_started(result)
-        return [
-            result.record if isinstance(result, WriteOutcome) else result
-            for result in results
-        ]
+                assert result.record is not None
+                written.append(result.record)
+            else:
+                written.append(result)
+        return written
 
     async def _write(
         self,
@@ -120,4 +129,6 @@ class MemoryStore:
         # The directory spans slots, so it is written after the atomic write;
         # SADD is idempotent, and only a write that began a log pays for it.
         if outcome.log_started:
-            await run(self.client, operations.register_namespace(outcome.event.namespace))
+            await run(
+                self.client, operations.register_namespace(outcome.event.namespace)
+            )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import redis
@@ -21,8 +21,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URL = "redis://localhost:6379/0"
 
 #: Exit codes: 1 bad input, 2 usage (click's own), 3 precondition failed,
-#: 4 stale token, 5 Redis unreachable or failing.
+#: 4 stale token, 5 Redis unreachable or failing, 6 no such record.
 EXIT_INVALID, EXIT_PRECONDITION, EXIT_STALE, EXIT_REDIS = 1, 3, 4, 5
+EXIT_NOT_FOUND = 6
 
 
 class Context:
@@ -76,17 +77,18 @@ def errors_as_exit_codes() -> Iterator[None]:
     try:
         yield
     except PreconditionFailed as exc:
-        _fail(str(exc), EXIT_PRECONDITION)
+        fail(str(exc), EXIT_PRECONDITION)
     except StaleToken as exc:
-        _fail(str(exc), EXIT_STALE)
+        fail(str(exc), EXIT_STALE)
     except (RedisMemError, ValueError) as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     except redis.ConnectionError as exc:
-        _fail(f"cannot reach Redis: {exc}", EXIT_REDIS)
+        fail(f"cannot reach Redis: {exc}", EXIT_REDIS)
     except redis.RedisError as exc:
-        _fail(f"Redis error: {exc}", EXIT_REDIS)
+        fail(f"Redis error: {exc}", EXIT_REDIS)
 
 
-def _fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
+    """Print one error line on stderr and exit with ``code``."""
     click.echo(f"redismem: error: {message}", err=True)
     sys.exit(code)
