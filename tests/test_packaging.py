@@ -1,0 +1,56 @@
+"""The wheel carries the Lua scripts and works from a fresh virtualenv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.servers import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMOKE = """
+import sys, redismem
+from redismem.connection import connect
+assert "site-packages" in redismem.__file__, redismem.__file__
+store = redismem.MemoryStore(connect(sys.argv[1]))
+store.put("wheel", "k", {"ok": True})
+print(store.get("wheel", "k").value["ok"], store.changes("wheel").items[0].op)
+"""
+
+
+def test_the_wheel_installs_in_a_fresh_venv_and_puts_and_gets(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+         str(tmp_path / "dist"), str(ROOT)],
+        check=True,
+        timeout=180,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("redismem-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert "redismem/lua/put.lua" in archive.namelist()
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        timeout=300,
+    )
+
+    # Run outside the checkout, so only the installed wheel can be imported.
+    result = subprocess.run(
+        [str(python), "-c", SMOKE, redis_server.url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "create"]
