@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -26,11 +26,13 @@ class Script:
 
     name: str
     source: str
+    #: The SHA1 digest Redis knows this script by.
+    sha: str = field(init=False)
 
-    @property
-    def sha(self) -> str:
-        """The SHA1 digest Redis knows this script by."""
-        return hashlib.sha1(self.source.encode()).hexdigest()
+    def __post_init__(self) -> None:
+        # Computed once: every call sends it.
+        digest = hashlib.sha1(self.source.encode()).hexdigest()
+        object.__setattr__(self, "sha", digest)
 
     @property
     def example(self) -> str:

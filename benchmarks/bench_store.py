@@ -1,0 +1,67 @@
+"""put and put_many against plain HSET of the same JSON, same client, same run.
+
+Target (issue 2): one put is one round trip, so at least 0.8x the HSET rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import redis
+
+from benchmarks.common import best_of_alternating, private_redis, rate, report
+from redismem import MemoryStore
+
+VALUE = {"name": "Alice", "plan": "pro", "tags": ["a", "b", "c"], "visits": 42}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ops", type=int, default=5000, help="single ops per round")
+    parser.add_argument("--batch", type=int, default=100, help="writes per pipeline")
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args()
+
+    with private_redis() as server:
+        client = redis.Redis(port=server.port)
+        store = MemoryStore(client)
+        encoded = json.dumps(VALUE, separators=(",", ":"))
+        keys = [f"user{i}" for i in range(options.ops)]
+
+        def hset(i: int) -> None:
+            client.hset("plain:users", keys[i], encoded)
+
+        def put(i: int) -> None:
+            store.put("users", keys[i], VALUE)
+
+        def pipelined_hsets(_: int) -> None:
+            pipe = client.pipeline(transaction=False)
+            for key in keys[: options.batch]:
+                pipe.hset("plain:users", key, encoded)
+            pipe.execute()
+
+        def put_many(_: int) -> None:
+            store.put_many([("users", key, VALUE) for key in keys[: options.batch]])
+
+        store.put("users", "warm-up", VALUE)  # loads the script
+        batches = max(1, options.ops // options.batch)
+        rows = []
+        for name, measured, baseline, scale in [
+            ("put (1 script call)", put, hset, 1),
+            (f"put_many ({options.batch} per pipeline)", put_many, pipelined_hsets,
+             options.batch),
+        ]:  # fmt: skip
+            count = options.ops if scale == 1 else batches
+            ours, theirs = best_of_alternating(
+                options.rounds,
+                lambda f=measured, n=count: rate(f, n),
+                lambda f=baseline, n=count: rate(f, n),
+            )
+            rows.append((name, ours * scale, theirs * scale))
+
+        report("MemoryStore writes vs HSET of the same JSON (writes/s)", rows)
+
+
+if __name__ == "__main__":
+    main()
