@@ -9,6 +9,7 @@ process shares one fake server, so a subscriber sees another client's writes.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -16,6 +17,8 @@ import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+
+logger = logging.getLogger(__name__)
 
 MEMORY_URL = "memory://"
 CLUSTER_SCHEME = "redis+cluster://"
@@ -56,4 +59,5 @@ def _seed_url(url: str) -> str:
 def _embedded_server() -> Any:
     import fakeredis
 
+    logger.info("embedded mode: an in-process fakeredis server, nothing persists")
     return fakeredis.FakeServer()

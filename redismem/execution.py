@@ -7,6 +7,7 @@ script and retries once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,8 @@ from redismem.scripts import Call, Script
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 
 def run(client: Any, call: Call[T]) -> T:
     """Send one call in one round trip and return its parsed result."""
@@ -25,7 +28,7 @@ def run(client: Any, call: Call[T]) -> T:
         reply = client.execute_command(*args)
     except NoScriptError:
         assert call.script is not None
-        client.script_load(call.script.source)
+        load_script(client, call.script)
         reply = client.execute_command(*args)
     return call.parse(reply)
 
@@ -42,12 +45,18 @@ def run_pipelined(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in scripts_of(calls[i] for i in missing):
-            client.script_load(script.source)
+            load_script(client, script)
         retried = _pipeline(client, [calls[i] for i in missing])
         for i, reply in zip(missing, retried, strict=True):
             replies[i] = reply
 
     return parse_all(calls, replies)
+
+
+def load_script(client: Any, script: Script) -> None:
+    """Load a script into Redis (on a cluster, into every primary)."""
+    logger.info("loading script %s (%s) after NOSCRIPT", script.name, script.sha)
+    client.script_load(script.source)
 
 
 def scripts_of(calls: Iterable[Call[Any]]) -> set[Script]:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
 from redismem.execution import parse_all, scripts_of
-from redismem.scripts import Call
+from redismem.scripts import Call, Script
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 async def run(client: Any, call: Call[T]) -> T:
@@ -21,7 +24,7 @@ async def run(client: Any, call: Call[T]) -> T:
         reply = await client.execute_command(*args)
     except NoScriptError:
         assert call.script is not None
-        await client.script_load(call.script.source)
+        await load_script(client, call.script)
         reply = await client.execute_command(*args)
     return call.parse(reply)
 
@@ -33,12 +36,18 @@ async def run_pipelined(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         for script in scripts_of(calls[i] for i in missing):
-            await client.script_load(script.source)
+            await load_script(client, script)
         retried = await _pipeline(client, [calls[i] for i in missing])
         for i, reply in zip(missing, retried, strict=True):
             replies[i] = reply
 
     return parse_all(calls, replies)
+
+
+async def load_script(client: Any, script: Script) -> None:
+    """Load a script into Redis (on a cluster, into every primary)."""
+    logger.info("loading script %s (%s) after NOSCRIPT", script.name, script.sha)
+    await client.script_load(script.source)
 
 
 async def _pipeline(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
