@@ -10,6 +10,7 @@ from redismem import (
     MemoryStore,
     RecordExists,
     RecordNotFound,
+    StaleToken,
     VersionConflict,
 )
 from redismem.keys import NamespaceKeys
@@ -276,3 +277,20 @@ def test_every_key_of_a_namespace_shares_one_cluster_slot() -> None:
     keys = [names.records, names.index, names.meta, names.log]
 
     assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def test_losing_the_log_metadata_starts_a_new_epoch_and_stales_old_tokens(
+    store: MemoryStore, client: Any
+) -> None:
+    store.put("users", "alice", 1)
+    old = store.changes("users").items[0]
+
+    client.delete(NamespaceKeys("users").meta)  # as a flush or eviction would
+    store.put("users", "alice", 2)
+
+    fresh = store.changes("users").items
+    assert [(e.seq, e.version) for e in fresh] == [(1, 2)]
+    assert fresh[0].epoch != old.epoch
+    with pytest.raises(StaleToken) as stale:
+        store.changes("users", after=old.token)
+    assert stale.value.epoch == fresh[0].epoch
