@@ -5,6 +5,7 @@ The two classes differ only in how they run the calls this base prepares.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ UNREACHABLE = (
     redis.exceptions.TimeoutError,
     redis.exceptions.ClusterError,
     TimeoutError,
+    asyncio.TimeoutError,
     OSError,
 )
 
@@ -75,9 +77,12 @@ class LimiterCore:
         cost: int,
         operation: str,
     ) -> Call[Decision]:
+        # A policy may leave an operation unlimited: its () is already parsed.
+        # Anywhere else an empty list of limits is a mistake, and refused.
+        parsed = limits if limits == () else parse_limits(limits)
         return calls.check(
             subject,
-            parse_limits(limits),
+            parsed,
             mode=mode,
             cost=cost,
             operation=operation,

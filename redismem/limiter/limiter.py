@@ -51,7 +51,10 @@ class RateLimiter(LimiterCore):
         """A limiter on a new client whose every command times out after ``timeout``."""
         if is_embedded(url):
             return cls(connect(url), **settings)
-        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
         if url.startswith(CLUSTER_SCHEME):
             seed = "redis://" + url[len(CLUSTER_SCHEME) :]
             return cls(RedisCluster.from_url(seed, **options), **settings)
@@ -96,6 +99,7 @@ class RateLimiter(LimiterCore):
         ``requests`` holds ``(subject, limits)`` or ``(subject, limits, cost)``;
         all are validated before anything is sent.
         """
+        requests = list(requests)
         batch = [self._request_call(request) for request in requests]
         try:
             decisions: list[Decision] = run_pipelined(self.client, batch)

@@ -189,7 +189,7 @@ def parse_limit(text: str) -> Limit:
     try:
         return Limit(**fields)  # type: ignore[arg-type]
     except InvalidLimit as exc:
-        raise InvalidLimit(text, exc.reason) from None
+        raise InvalidLimit(text, f"{exc.reason}; {FORMS}") from None
 
 
 def parse_limits(limits: LimitLike | Iterable[LimitLike]) -> tuple[Limit, ...]:
