@@ -8,6 +8,7 @@ non-zero.
 from __future__ import annotations
 
 from redismem.cli.app import main
+from redismem.cli import limits  # noqa: F401  (registers its commands)
 from redismem.cli import records  # noqa: F401  (registers its commands)
 
 __all__ = ["main"]
