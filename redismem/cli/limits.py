@@ -34,8 +34,8 @@ def _check(
     if policy is not None:
         if limit:
             raise click.UsageError("give LIMIT arguments or --policy, not both")
-        check = limiter.hit_policy if mode == "hit" else limiter.peek_policy
-        emit(check(subject, policy, operation, cost=cost).as_json())
+        by_policy = limiter.hit_policy if mode == "hit" else limiter.peek_policy
+        emit(by_policy(subject, policy, operation, cost=cost).as_json())
         return
     if not limit:
         raise click.UsageError("give at least one LIMIT, or --policy")
