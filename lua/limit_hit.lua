@@ -1,18 +1,24 @@
 -- limit_hit.lua: check, consume or refund several rate limits of one subject,
 -- all or nothing, with the subject's allow/deny entry and ban checked first.
 --
--- KEYS[1]  list entry   rl:{<s>}:acl   string "allow" or "deny" (absent: neither)
--- KEYS[2]  backoff      rl:{<s>}:ban   hash v, vs, strikes, last, until (ms)
--- KEYS[3]  usage prefix rl:{<s>}:use   never read itself; the script appends
+-- KEYS[1]  list entry   rl:{<s>}:acl      string "allow" or "deny" (absent: neither)
+-- KEYS[2]  ban          rl:{<s>}:ban      string: the ban's end (ms); expires then
+-- KEYS[3]  strikes      rl:{<s>}:strikes  hash v, vs (refusals in the window and
+--          its start, ms), strikes, last (ms of the last ban)
+-- KEYS[4]  usage prefix rl:{<s>}:use      never read itself; the script appends
 --          ":m:<YYYYMMDDhhmm>" and ":d:<YYYYMMDD>" (UTC) to name the usage
 --          counter hashes. Same hash tag, so the same cluster slot.
--- KEYS[4..] limit state, in the order the limits name them (a sliding window
---          uses two keys: its log zset, then its hash with the running total)
+-- KEYS[5..] limit state, in the order the limits name them: a string
+--          "<window start ms>:<count>" (fixed window, quota) or
+--          "<level>:<ms of level>" (buckets); a sliding window uses two keys,
+--          its log zset (member "<seq>:<cost>", score ms), then a hash with
+--          the running total n and the entry counter seq
 --
 -- ARGV[1]  mode: "hit" (consume), "peek" (answer only) or "refund" (give back)
 -- ARGV[2]  cost in units, integer >= 1 (peek: >= 0)
 -- ARGV[3]  operation name; usage hash fields are <op>:a, <op>:r (allowed and
---          refused requests), <op>:ac, <op>:rc (allowed and refused cost)
+--          refused requests) and <op>:ax, <op>:rx (their cost beyond 1 each,
+--          written only when a cost exceeds 1; cost = requests + extra)
 -- ARGV[4]  retention of minute usage hashes, seconds ("0": count no usage)
 -- ARGV[5]  retention of day usage hashes, seconds
 -- ARGV[6]  backoff: refusals within the window that earn a ban ("0": off)
@@ -42,7 +48,7 @@
 --   delay_ms  leaky bucket shaping: wait before proceeding with the request
 -- A refused hit consumes nothing; it only counts usage and backoff strikes.
 
-local acl_key, ban_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3]
+local acl_key, ban_key, strikes_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, cost, operation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local minute_ttl, day_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local strikes_at, strike_window = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -111,22 +117,29 @@ end
 --   commit(), give_back(): write the consumed or refunded state
 local limits = {}
 
+-- A state string "<a>:<b>" as two numbers (nil, nil when absent).
+local function pair(key)
+    local state = redis.call('GET', key)
+    if not state then return nil, nil end
+    local a, b = string.match(state, '^([^:]+):(.+)$')
+    return tonumber(a), tonumber(b)
+end
+
 local function counter(limit, key, start, finish)
-    local state = redis.call('HMGET', key, 's', 'c')
+    local window, count = pair(key)
     local used = 0
-    if tonumber(state[1]) == start then used = tonumber(state[2]) end
+    if window == start then used = count end
     limit.left = limit.capacity - used
     limit.fits = used + cost <= limit.capacity
     limit.retry = finish - now
     limit.reset = used > 0 and finish - now or 0
     limit.reset_hit = finish - now
     limit.commit = function()
-        redis.call('HSET', key, 's', start, 'c', used + cost)
-        redis.call('PEXPIREAT', key, finish)
+        redis.call('SET', key, start .. ':' .. (used + cost), 'PXAT', finish)
     end
     limit.give_back = function()
         if used > 0 then
-            redis.call('HSET', key, 's', start, 'c', max(0, used - cost))
+            redis.call('SET', key, start .. ':' .. max(0, used - cost), 'PXAT', finish)
         end
     end
 end
@@ -194,8 +207,7 @@ local function bucket(limit, key, draining)
     -- rate in units per ms; a token bucket starts full, a leaky one empty.
     -- Both are clamped to the capacity, so a shrunk limit takes effect at once.
     local rate = limit.amount / limit.period
-    local state = redis.call('HMGET', key, 'v', 'ts')
-    local level, since = tonumber(state[1]), tonumber(state[2])
+    local level, since = pair(key)
     local elapsed = since and max(0, now - since) or 0
     local room, after
     if draining then
@@ -217,8 +229,7 @@ local function bucket(limit, key, draining)
     limit.retry = max(0, ceil((cost - room) / rate))
     local ttl = ceil(limit.capacity / rate) + 1000
     local function save(value)
-        redis.call('HSET', key, 'v', num(value), 'ts', now)
-        redis.call('PEXPIRE', key, ttl)
+        redis.call('SET', key, num(value) .. ':' .. now, 'PX', ttl)
     end
     limit.commit = function() save(after) end
     limit.give_back = function()
@@ -297,13 +308,17 @@ local function count_usage(allowed)
     local day = string.format('%04d%02d%02d', y, m, d)
     local minute = string.format('%s%02d%02d', day, floor(in_day / 3600),
         floor(in_day % 3600 / 60))
-    local field = allowed and ':a' or ':r'
-    local cost_field = allowed and ':ac' or ':rc'
-    for _, bucket_key in ipairs({{usage_prefix .. ':m:' .. minute, minute_ttl},
-                                 {usage_prefix .. ':d:' .. day, day_ttl}}) do
-        redis.call('HINCRBY', bucket_key[1], operation .. field, 1)
-        redis.call('HINCRBY', bucket_key[1], operation .. cost_field, cost)
-        redis.call('EXPIRE', bucket_key[1], bucket_key[2])
+    local field = operation .. (allowed and ':a' or ':r')
+    local extra = operation .. (allowed and ':ax' or ':rx')
+    for _, bucket in ipairs({{usage_prefix .. ':m:' .. minute, minute_ttl},
+                             {usage_prefix .. ':d:' .. day, day_ttl}}) do
+        -- A new field may be the first of a new bucket: only then set its TTL.
+        if redis.call('HINCRBY', bucket[1], field, 1) == 1 then
+            redis.call('EXPIRE', bucket[1], bucket[2])
+        end
+        if cost > 1 then
+            redis.call('HINCRBY', bucket[1], extra, cost - 1)
+        end
     end
 end
 
@@ -311,7 +326,7 @@ end
 -- a ban of base * factor^strikes (capped). Strikes decay one per quiet period.
 local function strike(reply)
     if strikes_at <= 0 then return reply end
-    local state = redis.call('HMGET', ban_key, 'v', 'vs', 'strikes', 'last')
+    local state = redis.call('HMGET', strikes_key, 'v', 'vs', 'strikes', 'last')
     local violations, since = tonumber(state[1]) or 0, tonumber(state[2]) or 0
     local strikes, last = tonumber(state[3]) or 0, tonumber(state[4]) or 0
     if now - since >= strike_window then violations, since = 0, now end
@@ -326,22 +341,26 @@ local function strike(reply)
         strikes, last, violations, since = strikes + 1, now, 0, now
         reply[2], reply[5] = 4, ceil(length)
     end
-    redis.call('HSET', ban_key, 'v', violations, 'vs', since, 'strikes', strikes,
-        'last', last, 'until', banned_until)
+    redis.call('HSET', strikes_key, 'v', violations, 'vs', since,
+        'strikes', strikes, 'last', last)
     local keep = max(banned_until - now, strike_window) + strike_decay * strikes
-    redis.call('PEXPIRE', ban_key, max(1, ceil(keep)))
+    redis.call('PEXPIRE', strikes_key, max(1, ceil(keep)))
+    if banned_until > 0 then
+        redis.call('SET', ban_key, banned_until, 'PXAT', banned_until)
+    end
     return reply
 end
 
 -- The allow/deny entry and a running ban decide before any limit.
-local listed = redis.call('GET', acl_key)
+local entry = redis.call('MGET', acl_key, ban_key)
+local listed = entry[1]
 if listed == 'deny' then
     count_usage(false)
     return {0, 3, 0, 0, -1, 0, 0, now}
 end
 
 if listed ~= 'allow' and mode ~= 'refund' then
-    local banned_until = tonumber(redis.call('HGET', ban_key, 'until') or '0')
+    local banned_until = tonumber(entry[2]) or 0
     if banned_until > now then
         count_usage(false)
         return {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}

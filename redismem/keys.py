@@ -106,8 +106,13 @@ class SubjectKeys:
 
     @property
     def ban(self) -> str:
-        """Hash of backoff state: violations, strikes, ban end (ms)."""
+        """String: the running ban's end (ms since the epoch); expires with it."""
         return f"{self.tag}:ban"
+
+    @property
+    def strikes(self) -> str:
+        """Hash of backoff state: recent refusals, strikes, last ban (ms)."""
+        return f"{self.tag}:strikes"
 
     @property
     def usage(self) -> str:
@@ -128,7 +133,7 @@ class SubjectKeys:
         return f"{self.tag}:s:*"
 
     def state(self, operation: str, limit_id: str) -> str:
-        """The state of one limit of one operation (hash, or a sliding log)."""
+        """The state of one limit of one operation (string, or a sliding log)."""
         return f"{self.tag}:s:{operation}:{limit_id}"
 
     def state_totals(self, operation: str, limit_id: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -20,7 +20,6 @@ T = TypeVar("T")
 Arg = str | int | float
 
 
-
 @dataclass(frozen=True)
 class Script:
     """A Lua script shipped with redismem: its name, source and SHA1."""
@@ -28,9 +27,9 @@ class Script:
     name: str
     source: str
 
-    @property
+    @cached_property
     def sha(self) -> str:
-        """The SHA1 digest Redis knows this script by."""
+        """The SHA1 digest Redis knows this script by (computed once per script)."""
         return hashlib.sha1(self.source.encode()).hexdigest()
 
     @property

@@ -162,7 +162,7 @@ class RateLimiter(LimiterCore):
         else:
             found = self.client.scan_iter(match=names.state_pattern)
             keys = [text(key) async for key in found]
-            keys.append(names.ban)
+            keys += [names.ban, names.strikes]
         return await self._io(calls.delete(keys))
 
     async def policy(self, name: str) -> Policy:

@@ -59,7 +59,7 @@ def check(
         )
 
     names = SubjectKeys(subject)
-    keys = [names.acl, names.ban, names.usage]
+    keys = [names.acl, names.ban, names.strikes, names.usage]
     args: list[Arg] = [mode, cost, operation, retention.minutes, retention.days]
     args += backoff.script_args() if backoff else NO_BACKOFF_ARGS
     args.append(len(limits))
@@ -170,12 +170,9 @@ class UsageBucket:
     operations: dict[str, dict[str, int]]
 
 
-_USAGE_FIELDS = {
-    "a": "allowed",
-    "r": "refused",
-    "ac": "allowed_cost",
-    "rc": "refused_cost",
-}
+#: Usage hash fields: requests, and cost beyond one unit per request.
+_COUNTS = {"a": "allowed", "r": "refused"}
+_EXTRA_COST = {"ax": "allowed_cost", "rx": "refused_cost"}
 
 
 def usage_bucket(key: str, period: str) -> Call[UsageBucket]:
@@ -187,9 +184,14 @@ def usage_bucket(key: str, period: str) -> Call[UsageBucket]:
         for field, count in pairs:
             operation, _, short = text(field).rpartition(":")
             counters = operations.setdefault(
-                operation, dict.fromkeys(_USAGE_FIELDS.values(), 0)
+                operation,
+                dict.fromkeys([*_COUNTS.values(), *_EXTRA_COST.values()], 0),
             )
-            counters[_USAGE_FIELDS.get(short, short)] = int(count)
+            if short in _COUNTS:
+                counters[_COUNTS[short]] += int(count)
+                counters[f"{_COUNTS[short]}_cost"] += int(count)
+            elif short in _EXTRA_COST:
+                counters[_EXTRA_COST[short]] += int(count)
         return UsageBucket(period, operations)
 
     return Call(parse, command=("HGETALL", key))

@@ -150,7 +150,7 @@ class RateLimiter(LimiterCore):
             keys = calls.state_keys(subject, operation, parse_limits(limits))
         else:
             keys = [text(key) for key in self.client.scan_iter(names.state_pattern)]
-            keys.append(names.ban)
+            keys += [names.ban, names.strikes]
         return run(self.client, calls.delete(keys))
 
     def policy(self, name: str) -> Policy:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, get_args
 
 from redismem.errors import InvalidLimit
@@ -155,6 +156,12 @@ def parse_limit(text: str) -> Limit:
         return text
     if not isinstance(text, str):
         raise InvalidLimit(text, f"must be a Limit or a string; {FORMS}")
+    return _parse_text(text)
+
+
+# Limits are immutable, and apps name the same few limits on every request.
+@lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Limit:
     match = _LIMIT_RE.fullmatch(text)
     if match is None:
         raise InvalidLimit(text, FORMS)
