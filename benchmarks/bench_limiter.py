@@ -48,11 +48,16 @@ def _measure(url: str, kind: str, seconds: float, result: Any) -> None:
     client = redis.Redis.from_url(url)
     step = _workloads(url, client)[kind]
     step()  # warm up: load scripts, open the connections
+    client.config_resetstat()
     round_trips = _count_round_trips()
     done, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
         done += step()
-    result.put((done / elapsed, round_trips[0] / max(done, 1)))
+    trips = round_trips[0]
+    # Time Redis spent executing commands (scripts included), per decision.
+    stats = client.info("commandstats")
+    server_usec = sum(stat["usec"] for stat in stats.values())
+    result.put((done / elapsed, trips / max(done, 1), server_usec / max(done, 1)))
 
 
 def _count_round_trips() -> list[int]:
@@ -141,8 +146,9 @@ def _limits_library(url: str) -> dict[str, Callable[[], int]]:
     return {"limits_fixed": limits_fixed, "limits_moving": limits_moving}
 
 
-def run(url: str, kind: str, seconds: float) -> tuple[float, float]:
-    """One measurement in its own process: (decisions/s, commands/decision)."""
+def run(url: str, kind: str, seconds: float) -> tuple[float, float, float]:
+    """One measurement in its own process: decisions/s, round trips and
+    server-side microseconds per decision."""
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     process = context.Process(target=_measure, args=(url, kind, seconds, result))
@@ -169,14 +175,14 @@ def report(url: str, seconds: float, rounds: int) -> list[str]:
         "pipeline_get",
         "pipeline_hit",
     ]
-    samples: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
     for _ in range(rounds):
         for kind in kinds:
             samples[kind].append(run(url, kind, seconds))
     rates = {kind: sorted(runs)[len(runs) // 2] for kind, runs in samples.items()}
-    lines = [f"{'workload':<16}{'decisions/s':>14}{'round trips/decision':>22}"]
-    for kind, (rate, trips) in rates.items():
-        lines.append(f"{kind:<16}{rate:>14,.0f}{trips:>22.2f}")
+    lines = [f"{'workload':<16}{'decisions/s':>14}{'round trips':>13}{'server us':>11}"]
+    for kind, (rate, trips, usec) in rates.items():
+        lines.append(f"{kind:<16}{rate:>14,.0f}{trips:>13.2f}{usec:>11.1f}")
 
     def ratio(a: str, b: str) -> float:
         return rates[a][0] / rates[b][0]

@@ -443,3 +443,22 @@ def test_hit_many_sends_many_hits_in_one_pipeline(limiter: RateLimiter) -> None:
 
     assert sum(d.allowed for d in decisions) == 6
     assert sorted(limiter.top_refused(count=5)) == [("s0", 1), ("s1", 1), ("s2", 1)]
+
+
+def test_the_embedded_mode_runs_the_same_scripts() -> None:
+    limiter = RateLimiter.from_url("memory://", backoff=Backoff(violations=2))
+    limits = ["sliding_window:2/h", "quota:5/month,tz=+01:00"]
+
+    decisions = [limiter.hit("embedded-user", limits) for _ in range(4)]
+
+    assert [d.reason for d in decisions] == ["ok", "ok", "limited", "banned"]
+    assert limiter.usage("embedded-user", minutes=1, days=1)["days"]
+
+
+def test_hit_many_validates_every_request_before_sending_any(
+    limiter: RateLimiter, client: Any
+) -> None:
+    with pytest.raises(InvalidSubject):
+        limiter.hit_many([("fine", "token_bucket:1/h"), ("{bad}", "token_bucket:1/h")])
+
+    assert all_keys(client) == []

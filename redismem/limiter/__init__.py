@@ -8,6 +8,7 @@ a ``MemoryStore``; ``rate_limit_headers`` and ``RateLimitMiddleware`` serve HTTP
 """
 
 from redismem.limiter.decision import Decision
+from redismem.limiter.http import RateLimitMiddleware, rate_limit_headers
 from redismem.limiter.limiter import RateLimiter
 from redismem.limiter.notation import Limit, parse_limit, parse_limits
 from redismem.limiter.policies import Policy
@@ -18,8 +19,10 @@ __all__ = [
     "Decision",
     "Limit",
     "Policy",
+    "RateLimitMiddleware",
     "RateLimiter",
     "UsageRetention",
     "parse_limit",
     "parse_limits",
+    "rate_limit_headers",
 ]
