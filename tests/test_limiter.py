@@ -38,7 +38,13 @@ def test_fixed_window_admits_exactly_the_limit_then_refuses_until_the_window_end
 
 
 def test_a_refused_hit_consumes_nothing(limiter: RateLimiter, client: Any) -> None:
-    limits = ["token_bucket:1/min,burst=2", "sliding_window:2/min"]
+    limits = [
+        "fixed_window:2/h",
+        "sliding_window:2/h",
+        "token_bucket:1/h,burst=2",
+        "leaky_bucket:1/h,burst=2",
+        "quota:2/month",
+    ]
     limiter.hit("bob", limits)
     limiter.hit("bob", limits)
     state = {key: client.dump(key) for key in all_keys(client) if ":s:" in key}
