@@ -117,10 +117,6 @@ class LimiterCore:
         return unavailable(self.fail_open)
 
     @staticmethod
-    def _policy_limits(policy: Policy, operation: str) -> tuple[Limit, ...]:
-        return policy.limits_for(operation)
-
-    @staticmethod
     def _updated(
         current: Policy | None, name: str, operation: str, limits: Limits | None
     ) -> Policy:
