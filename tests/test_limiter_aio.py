@@ -174,3 +174,21 @@ async def test_middleware_uses_the_policy_operation_of_the_http_method(
     assert posts == [200, 429]
     assert get_status == 200
     assert get_headers["ratelimit-policy"] == '"web";q=5;w=3600'
+
+
+@pytest.mark.anyio
+async def test_async_reset_and_set_limits(alimiter: Any) -> None:
+    await alimiter.hit("fay", "token_bucket:1/h")
+    await alimiter.hit("fay", "sliding_window:1/h", operation="write")
+
+    assert await alimiter.reset("fay", "token_bucket:1/h") == 1
+    assert (await alimiter.hit("fay", "token_bucket:1/h")).allowed
+    assert await alimiter.reset("fay") >= 3
+    assert (await alimiter.hit("fay", "sliding_window:1/h", operation="write")).allowed
+
+    updated = await alimiter.set_limits("svc", "read", "quota:3/day")
+    assert updated.limits_for("read") == (Limit.parse("quota:3/day"),)
+    assert [p.name for p in await alimiter.stored_policies()] == ["svc"]
+    removed = await alimiter.set_limits("svc", "read", None)
+    assert removed.operations == {}
+    assert await alimiter.stored_policies() == []

@@ -109,3 +109,14 @@ def test_a_redis_slower_than_the_timeout_fails_within_the_timeout(
 
     assert (decision.allowed, decision.reason) == (False, "unavailable")
     assert took < 1.0
+
+
+def test_a_policy_hit_fails_open_when_redis_is_gone(server_factory: Any) -> None:
+    server = server_factory()
+    limiter = RateLimiter.from_url(server.url, timeout=0.2)
+    limiter.save_policy(Policy.build("api", {"read": "token_bucket:1/h"}))
+
+    server.kill()
+
+    decision = limiter.hit_policy("gus", "api", "read")
+    assert (decision.allowed, decision.reason) == (True, "unavailable")

@@ -122,7 +122,10 @@ class RateLimiter(LimiterCore):
             if (note := self._refusal_note(subject, decision))
         ]
         if notes:
-            await self._io_many(notes)
+            try:
+                await self._io_many(notes)
+            except UNREACHABLE as error:
+                logger.warning("cannot count %d refusals: %s", len(notes), error)
         return decisions
 
     async def hit_policy(

@@ -111,7 +111,10 @@ class RateLimiter(LimiterCore):
             if (note := self._refusal_note(subject, decision))
         ]
         if notes:
-            run_pipelined(self.client, notes)
+            try:
+                run_pipelined(self.client, notes)
+            except UNREACHABLE as error:
+                logger.warning("cannot count %d refusals: %s", len(notes), error)
         return decisions
 
     def hit_policy(
