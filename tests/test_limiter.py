@@ -468,3 +468,27 @@ def test_hit_many_validates_every_request_before_sending_any(
         limiter.hit_many([("fine", "token_bucket:1/h"), ("{bad}", "token_bucket:1/h")])
 
     assert all_keys(client) == []
+
+
+def test_a_list_entry_written_by_hand_applies_to_the_very_next_hit(
+    limiter: RateLimiter, client: Any
+) -> None:
+    assert limiter.hit("hal", "token_bucket:5/h").allowed
+
+    client.set(SubjectKeys("hal").acl, "deny")  # as with redis-cli, no limiter
+    denied = limiter.hit("hal", "token_bucket:5/h")
+    client.set(SubjectKeys("hal").acl, "allow")
+    allowed = limiter.hit("hal", "token_bucket:5/h")
+
+    assert denied.reason == "denied"
+    assert allowed.reason == "allow_listed"
+
+
+def test_the_allow_list_lifts_a_running_ban(client: Any) -> None:
+    limiter = RateLimiter(client, backoff=Backoff(violations=1, base=60))
+    limiter.hit("ike", "token_bucket:1/h")
+    assert limiter.hit("ike", "token_bucket:1/h").reason == "banned"
+
+    limiter.allow("ike")
+
+    assert limiter.hit("ike", "token_bucket:1/h").allowed
