@@ -72,7 +72,7 @@ def test_sliding_window_admits_no_double_burst_across_a_window_edge(
 ) -> None:
     limit = "sliding_window:5/1s"
     # Start the burst late in an aligned second, as a fixed window would see it.
-    wait_for(lambda: redis_ms(client) % 1000 >= 700, timeout=2)
+    wait_for(lambda: 700 <= redis_ms(client) % 1000 <= 850, timeout=2)
     burst = [limiter.hit("dave", limit) for _ in range(5)]
     assert all(d.allowed for d in burst)
     edge = (burst[0].time_ms // 1000 + 1) * 1000
@@ -91,7 +91,7 @@ def test_fixed_window_contrast_admits_a_second_burst_after_the_edge(
     limiter: RateLimiter, client: Any
 ) -> None:
     limit = "fixed_window:5/1s"
-    wait_for(lambda: redis_ms(client) % 1000 >= 700, timeout=2)
+    wait_for(lambda: 700 <= redis_ms(client) % 1000 <= 850, timeout=2)
     burst = [limiter.hit("erin", limit) for _ in range(5)]
     edge = (burst[0].time_ms // 1000 + 1) * 1000
 
@@ -109,7 +109,8 @@ def test_token_bucket_spends_its_burst_then_refills_at_its_rate(
 
     assert all(d.allowed for d in spent)
     assert not refused.allowed
-    assert refused.retry_after == pytest.approx(0.05, abs=0.01)
+    # One token takes 50 ms; some refilled while the burst was being spent.
+    assert refused.retry_after is not None and 0 < refused.retry_after <= 0.05
 
     admitted = wait_for(lambda: limiter.hit("frank", limit).allowed or None)
     assert admitted
@@ -140,15 +141,16 @@ def test_leaky_bucket_polices_at_its_capacity(limiter: RateLimiter) -> None:
 def test_leaky_bucket_shaping_admits_and_says_how_long_to_wait(
     limiter: RateLimiter,
 ) -> None:
-    limit = "leaky_bucket:10/s,burst=3,mode=shape"
+    limit = "leaky_bucket:1/s,burst=3,mode=shape"
 
     decisions = [limiter.hit("ivan", limit) for _ in range(4)]
 
     assert [d.allowed for d in decisions] == [True, True, True, False]
     delays = [d.delay for d in decisions[:3]]
+    # Each admitted unit waits for the ones ahead of it to drain (1 s each).
     assert delays[0] == 0
-    assert delays[1] == pytest.approx(0.1, abs=0.01)
-    assert delays[2] == pytest.approx(0.2, abs=0.01)
+    assert delays[1] == pytest.approx(1.0, abs=0.1)
+    assert delays[2] == pytest.approx(2.0, abs=0.1)
 
 
 @pytest.mark.parametrize(
