@@ -174,7 +174,7 @@ class RateLimiter(LimiterCore):
         if cache.due():
             cache.checked(await self._io(policies.version()))
         if not cache.known(name):
-            cache.stored[name] = await self._io(policies.load(name))
+            cache.loaded(name, await self._io(policies.load(name)))
             logger.info("loaded policy %s (version %s)", name, cache.version)
         return cache.resolve(name)
 

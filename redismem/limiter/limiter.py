@@ -162,7 +162,7 @@ class RateLimiter(LimiterCore):
         if cache.due():
             cache.checked(run(self.client, policies.version()))
         if not cache.known(name):
-            cache.stored[name] = run(self.client, policies.load(name))
+            cache.loaded(name, run(self.client, policies.load(name)))
             logger.info("loaded policy %s (version %s)", name, cache.version)
         return cache.resolve(name)
 

@@ -174,6 +174,10 @@ class PolicyCache:
             return stale
         return []
 
+    def loaded(self, name: str, policy: Policy | None) -> None:
+        """Remember what Redis holds under ``name`` (None: nothing)."""
+        self.stored[name] = policy
+
     def known(self, name: str) -> bool:
         """Whether ``name`` was loaded since the last version change."""
         return name in self.stored
