@@ -7,17 +7,23 @@
     │   ├── InvalidNamespace
     │   ├── InvalidKey
     │   ├── InvalidValue
-    │   └── InvalidToken
+    │   ├── InvalidToken
+    │   ├── InvalidSubject                    bad rate-limit subject or operation
+    │   └── InvalidLimit                      bad limit notation or parameters
     ├── PreconditionFailed                    a write's condition did not hold
     │   ├── VersionConflict                   expect_version did not match
     │   ├── RecordExists                      create() on an existing key
     │   └── RecordNotFound                    update() on a missing key
-    └── StaleToken                            a cursor from another log epoch
+    ├── StaleToken                            a cursor from another log epoch
+    ├── UnknownPolicy (also a LookupError)    no such rate-limit policy
+    └── RateLimitExceeded                     a limiter refused; has the Decision
 
 A refused write changes nothing in Redis: no record, no change event.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RedisMemError(Exception):
@@ -137,3 +143,49 @@ class StaleToken(RedisMemError):
         self.token = token
         self.epoch = epoch
         self.reason = reason
+
+
+class InvalidSubject(ValidationError):
+    """A rate-limit subject or operation name is empty, too long or badly formed."""
+
+    def __init__(self, subject: object, reason: str) -> None:
+        super().__init__(f"invalid subject {subject!r}: {reason}")
+        self.subject = subject
+        self.reason = reason
+
+
+class InvalidLimit(ValidationError):
+    """A limit's notation or parameters are wrong; the message shows valid forms."""
+
+    def __init__(self, limit: object, reason: str) -> None:
+        super().__init__(f"invalid limit {limit!r}: {reason}")
+        self.limit = limit
+        self.reason = reason
+
+
+class UnknownPolicy(RedisMemError, LookupError):
+    """No rate-limit policy of that name is stored in Redis or registered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no rate-limit policy named {name!r}")
+        self.name = name
+
+
+class RateLimitExceeded(RedisMemError):
+    """A rate limiter refused the request; ``decision`` says why and for how long.
+
+    ``decision`` is a ``redismem.limiter.Decision``: its ``retry_after`` is the
+    wait in seconds (None when retrying cannot succeed), ``limit`` the limit
+    that refused, ``reason`` the kind of refusal.
+    """
+
+    def __init__(self, subject: str, operation: str, decision: Any) -> None:
+        wait = decision.retry_after
+        when = "never" if wait is None else f"after {wait:.3f}s"
+        super().__init__(
+            f"rate limit exceeded for {subject!r} ({operation}): "
+            f"{decision.reason}, retry {when}"
+        )
+        self.subject = subject
+        self.operation = operation
+        self.decision = decision

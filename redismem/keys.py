@@ -55,3 +55,87 @@ class NamespaceKeys:
 def channel_namespace(channel: str) -> str:
     """Return the namespace a change channel belongs to."""
     return channel[len(CHANNEL_PREFIX) :]
+
+
+# Rate limiter ---------------------------------------------------------------
+#
+# Every key of one subject carries the hash tag ``{<subject>}``, so a limiter
+# script touches one cluster slot. The directories of listed subjects, the
+# policies and the daily top of refused subjects span slots: the client writes
+# them outside the atomic path, idempotently where it can.
+
+LIMITER_PREFIX = "rl"
+
+#: Sets of allow-listed and deny-listed subjects, for the CLI to show; the
+#: per-subject ``acl`` key is the truth the script reads.
+ALLOWED_SUBJECTS = f"{LIMITER_PREFIX}:allowed"
+DENIED_SUBJECTS = f"{LIMITER_PREFIX}:denied"
+
+#: Set of every stored policy name.
+POLICY_DIRECTORY = f"{LIMITER_PREFIX}:policies"
+
+#: Counter bumped after every policy change; instances poll it to reload.
+POLICY_VERSION = f"{LIMITER_PREFIX}:policies:version"
+
+
+def policy_key(name: str) -> str:
+    """Hash of one stored policy: operation (``*`` = default) -> limits."""
+    return f"{LIMITER_PREFIX}:policy:{name}"
+
+
+def refused_top_key(day: str) -> str:
+    """Sorted set of subjects scored by refused requests on ``day`` (YYYYMMDD)."""
+    return f"{LIMITER_PREFIX}:top:refused:{day}"
+
+
+@dataclass(frozen=True)
+class SubjectKeys:
+    """The Redis keys of one rate-limited subject."""
+
+    subject: str
+
+    @property
+    def tag(self) -> str:
+        """The common prefix with the subject's hash tag."""
+        return f"{LIMITER_PREFIX}:{{{self.subject}}}"
+
+    @property
+    def acl(self) -> str:
+        """String ``allow`` or ``deny``; absent when the subject is in neither."""
+        return f"{self.tag}:acl"
+
+    @property
+    def ban(self) -> str:
+        """String: the running ban's end (ms since the epoch); expires with it."""
+        return f"{self.tag}:ban"
+
+    @property
+    def strikes(self) -> str:
+        """Hash of backoff state: recent refusals, strikes, last ban (ms)."""
+        return f"{self.tag}:strikes"
+
+    @property
+    def usage(self) -> str:
+        """Prefix of the usage hashes ``<usage>:m:<minute>`` and ``:d:<day>``."""
+        return f"{self.tag}:use"
+
+    def minute_usage(self, minute: str) -> str:
+        """Hash of usage counters in one UTC minute (YYYYMMDDhhmm)."""
+        return f"{self.usage}:m:{minute}"
+
+    def day_usage(self, day: str) -> str:
+        """Hash of usage counters on one UTC day (YYYYMMDD)."""
+        return f"{self.usage}:d:{day}"
+
+    @property
+    def state_pattern(self) -> str:
+        """Glob matching every limit state key of the subject."""
+        return f"{self.tag}:s:*"
+
+    def state(self, operation: str, limit_id: str) -> str:
+        """The state of one limit of one operation (string, or a sliding log)."""
+        return f"{self.tag}:s:{operation}:{limit_id}"
+
+    def state_totals(self, operation: str, limit_id: str) -> str:
+        """A sliding window's running total and entry counter (hash)."""
+        return f"{self.state(operation, limit_id)}:n"

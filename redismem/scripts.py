@@ -38,11 +38,11 @@ class Script:
     def example(self) -> str:
         """The ``redis-cli --eval`` example from the script's header, if any."""
         lines = self.source.splitlines()
-        if "-- Example:" not in lines:
+        starts = [i for i, line in enumerate(lines) if line.startswith("-- Example")]
+        if not starts:
             return ""
-        start = lines.index("-- Example:") + 1
         example = []
-        for line in lines[start:]:
+        for line in lines[starts[0] + 1 :]:
             if not line.startswith("--   "):
                 break
             example.append(line.removeprefix("--   ").rstrip("\\ "))

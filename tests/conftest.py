@@ -100,3 +100,17 @@ async def aclient(redis_url: str) -> AsyncIterator[Any]:
 def astore(aclient: Any) -> redismem_aio.MemoryStore:
     """An asyncio MemoryStore on ``aclient``."""
     return redismem_aio.MemoryStore(aclient)
+
+
+@pytest.fixture
+def limiter(client: Any) -> Any:
+    """A RateLimiter on ``client`` (standalone, then cluster)."""
+    from redismem.limiter import RateLimiter
+
+    return RateLimiter(client)
+
+
+@pytest.fixture
+def alimiter(aclient: Any) -> Any:
+    """An asyncio RateLimiter on ``aclient``."""
+    return redismem_aio.RateLimiter(aclient)

@@ -58,7 +58,7 @@ def test_every_script_opens_with_a_header_of_keys_argv_and_reply(
     header = script.source.split("\n\n", 1)[0]
 
     assert header.startswith(f"-- {script.filename}: ")
-    for section in ("KEYS[1]", "ARGV[1]", "Reply", "Example:"):
+    for section in ("KEYS[1]", "ARGV", "Reply", "Example"):
         assert section in script.source.split("\nlocal ", 1)[0], section
 
 

@@ -1,0 +1,230 @@
+"""Rate limiter benchmarks: ratios against baselines measured in the same run.
+
+    python benchmarks/bench_limiter.py [--url redis://...] [--seconds 2]
+
+Without ``--url`` a private redis-server is started on a free port. Every
+measurement runs its load generator in its own process (one client, one
+request per round trip unless pipelined), one after the other, against the
+same Redis. Reported:
+
+1. one ``hit`` vs a plain ``GET`` from one client (target >= 0.9x);
+2. a 3-limit ``hit`` vs a 1-limit ``hit`` (target >= 0.8x);
+3. the ``limits`` library (fixed and moving window) doing the same work:
+   a hit that also learns remaining and reset, so ``hit`` + ``get_window_stats``;
+   round trips per decision are counted in the client;
+4. 100 hits in one pipeline (``hit_many``) vs 100 GETs in one pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+import redis.connection
+
+from redismem.limiter import RateLimiter
+
+ONE = ["token_bucket:1000000000/s,burst=1000000000"]
+THREE = [
+    "token_bucket:1000000000/s,burst=1000000000",
+    "fixed_window:1000000000/day",
+    "quota:1000000000/month",
+]
+PIPELINE = 100
+
+
+def _measure(url: str, kind: str, seconds: float, result: Any) -> None:
+    """Run one load generator for ``seconds``; report decisions per second
+    and round trips per decision."""
+    client = redis.Redis.from_url(url)
+    step = _workloads(url, client)[kind]
+    step()  # warm up: load scripts, open the connections
+    client.config_resetstat()
+    round_trips = _count_round_trips()
+    done, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        done += step()
+    trips = round_trips[0]
+    # Time Redis spent executing commands (scripts included), per decision.
+    stats = client.info("commandstats")
+    server_usec = sum(stat["usec"] for stat in stats.values())
+    result.put((done / elapsed, trips / max(done, 1), server_usec / max(done, 1)))
+
+
+def _count_round_trips() -> list[int]:
+    """Count every request redis-py writes (a pipeline is written once)."""
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    return sent
+
+
+def _workloads(url: str, client: Any) -> dict[str, Callable[[], int]]:
+    limiter = RateLimiter(client)
+    client.set("bench:key", "v")
+    requests = [(f"p{i}", ONE) for i in range(PIPELINE)]
+
+    def get() -> int:
+        client.get("bench:key")
+        return 1
+
+    def hit_one() -> int:
+        limiter.hit("bench", ONE)
+        return 1
+
+    def hit_three() -> int:
+        limiter.hit("bench", THREE)
+        return 1
+
+    def hit_fixed() -> int:
+        limiter.hit("bench", "fixed_window:1000000000/h")
+        return 1
+
+    def hit_sliding() -> int:
+        # An exact log holds one entry per admitted hit; bound it so the run
+        # measures steady state rather than an ever-growing sorted set.
+        limiter.hit("bench", "sliding_window:1000000000/2s")
+        return 1
+
+    def pipeline_get() -> int:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(PIPELINE):
+            pipe.get("bench:key")
+        pipe.execute()
+        return PIPELINE
+
+    def pipeline_hit() -> int:
+        limiter.hit_many(requests)
+        return PIPELINE
+
+    workloads = {
+        "get": get,
+        "hit_one": hit_one,
+        "hit_three": hit_three,
+        "hit_fixed": hit_fixed,
+        "hit_sliding": hit_sliding,
+        "pipeline_get": pipeline_get,
+        "pipeline_hit": pipeline_hit,
+    }
+    workloads.update(_limits_library(url))
+    return workloads
+
+
+def _limits_library(url: str) -> dict[str, Callable[[], int]]:
+    from limits import parse, storage, strategies
+
+    backend = storage.RedisStorage(url)
+    item = parse("1000000000/hour")
+    moving_item = parse("1000000000/2 seconds")
+    fixed = strategies.FixedWindowRateLimiter(backend)
+    moving = strategies.MovingWindowRateLimiter(backend)
+
+    def limits_fixed() -> int:
+        fixed.hit(item, "bench")
+        fixed.get_window_stats(item, "bench")  # remaining and reset
+        return 1
+
+    def limits_moving() -> int:
+        moving.hit(moving_item, "bench")
+        moving.get_window_stats(moving_item, "bench")
+        return 1
+
+    return {"limits_fixed": limits_fixed, "limits_moving": limits_moving}
+
+
+def run(url: str, kind: str, seconds: float) -> tuple[float, float, float]:
+    """One measurement in its own process: decisions/s, round trips and
+    server-side microseconds per decision."""
+    context = multiprocessing.get_context("spawn")
+    result = context.Queue()
+    process = context.Process(target=_measure, args=(url, kind, seconds, result))
+    process.start()
+    measured = result.get(timeout=seconds + 60)
+    process.join()
+    return measured
+
+
+def report(url: str, seconds: float, rounds: int) -> list[str]:
+    """Measure everything and return the lines of the report.
+
+    Each workload runs once per round, the rounds interleaved so that a slow
+    moment of the machine hits every workload alike; the median round counts.
+    """
+    kinds = [
+        "get",
+        "hit_one",
+        "hit_three",
+        "hit_fixed",
+        "limits_fixed",
+        "hit_sliding",
+        "limits_moving",
+        "pipeline_get",
+        "pipeline_hit",
+    ]
+    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            samples[kind].append(run(url, kind, seconds))
+    rates = {kind: sorted(runs)[len(runs) // 2] for kind, runs in samples.items()}
+    lines = [f"{'workload':<16}{'decisions/s':>14}{'round trips':>13}{'server us':>11}"]
+    for kind, (rate, trips, usec) in rates.items():
+        lines.append(f"{kind:<16}{rate:>14,.0f}{trips:>13.2f}{usec:>11.1f}")
+
+    def ratio(a: str, b: str) -> float:
+        return rates[a][0] / rates[b][0]
+
+    lines += [
+        "",
+        f"hit (1 limit) / GET:                  {ratio('hit_one', 'get'):.2f}x",
+        f"hit (3 limits) / hit (1 limit):       {ratio('hit_three', 'hit_one'):.2f}x",
+        f"fixed window: redismem / limits:      "
+        f"{ratio('hit_fixed', 'limits_fixed'):.2f}x",
+        f"sliding window: redismem / limits moving: "
+        f"{ratio('hit_sliding', 'limits_moving'):.2f}x",
+        f"pipelined {PIPELINE} hits / {PIPELINE} GETs:      "
+        f"{ratio('pipeline_hit', 'pipeline_get'):.2f}x",
+        f"pipelined hits / single hits:         "
+        f"{ratio('pipeline_hit', 'hit_one'):.1f}x",
+    ]
+    return lines
+
+
+def main() -> None:
+    """Parse arguments, start a server if needed, print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="Redis to use (default: a private server)")
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    if args.url:
+        print("\n".join(report(args.url, args.seconds, args.rounds)))
+        return
+
+    from tests.servers import RedisServer
+
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="bench-limiter-")))
+    server.start()
+    try:
+        print(f"redis-server {server.client().info('server')['redis_version']}")
+        print("\n".join(report(server.url, args.seconds, args.rounds)))
+    finally:
+        server.kill()
+
+
+if __name__ == "__main__":
+    main()

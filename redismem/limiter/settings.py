@@ -1,0 +1,66 @@
+"""A limiter's settings: escalating backoff and usage retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redismem.errors import InvalidLimit
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Escalating bans for subjects that keep hitting their limits.
+
+    ``violations`` refusals within ``window`` seconds earn a ban of
+    ``base * factor ** strikes`` seconds, at most ``max_ban``; ``strikes``
+    counts earlier bans and drops by one per ``decay`` quiet seconds.
+    """
+
+    violations: int = 10
+    window: float = 60.0
+    base: float = 1.0
+    factor: float = 2.0
+    max_ban: float = 3600.0
+    decay: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.violations < 1:
+            raise InvalidLimit(self, "backoff needs at least one violation")
+        if min(self.window, self.base, self.max_ban) <= 0 or self.decay < 0:
+            raise InvalidLimit(self, "backoff times must be positive")
+        if self.factor < 1:
+            raise InvalidLimit(self, "backoff factor must be at least 1")
+
+    def script_args(self) -> tuple[int | str, ...]:
+        """ARGV[6..11] of limit_hit.lua."""
+        return (
+            self.violations,
+            _ms(self.window),
+            _ms(self.base),
+            repr(float(self.factor)),
+            _ms(self.max_ban),
+            _ms(self.decay),
+        )
+
+
+#: The script arguments that switch backoff off.
+NO_BACKOFF_ARGS: tuple[int | str, ...] = (0, 0, 0, "1", 0, 0)
+
+
+@dataclass(frozen=True)
+class UsageRetention:
+    """How long usage counters are kept: minute and day buckets, in seconds.
+
+    ``minutes=0`` counts no usage at all.
+    """
+
+    minutes: int = 2 * 3600
+    days: int = 35 * 86400
+
+    def __post_init__(self) -> None:
+        if self.minutes < 0 or self.days < 0 or (self.minutes and not self.days):
+            raise InvalidLimit(self, "retention must be >= 0, days > 0 with minutes")
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
