@@ -41,7 +41,8 @@ def run_pipelined(client: Any, calls: Sequence[Call[Any]]) -> list[Any]:
 
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
-        for script in {calls[i].script for i in missing if calls[i].script}:
+        scripts = {calls[i].script for i in missing}
+        for script in (script for script in scripts if script is not None):
             client.script_load(script.source)
         retried = _pipeline(client, [calls[i] for i in missing])
         for i, reply in zip(missing, retried, strict=True):

@@ -55,3 +55,26 @@ class NamespaceKeys:
 def channel_namespace(channel: str) -> str:
     """Return the namespace a change channel belongs to."""
     return channel[len(CHANNEL_PREFIX) :]
+
+
+# Change feed: compaction keeps two indexes beside the log, in the same slot.
+
+
+@dataclass(frozen=True)
+class FeedKeys(NamespaceKeys):
+    """A namespace's keys, with the ones log compaction adds."""
+
+    @property
+    def compaction_index(self) -> str:
+        """Hash: key -> ``"<seq> <stream id>"`` of its event in the compacted prefix."""
+        return f"{PREFIX}:{{{self.namespace}}}:snap"
+
+    @property
+    def tombstones(self) -> str:
+        """Sorted set: deleted keys in the compacted prefix, scored by delete time."""
+        return f"{PREFIX}:{{{self.namespace}}}:tombs"
+
+
+def channel_pattern(pattern: str) -> str:
+    """The pub/sub channel pattern for a namespace glob."""
+    return f"{CHANNEL_PREFIX}{pattern}"

@@ -20,7 +20,6 @@ T = TypeVar("T")
 Arg = str | int | float
 
 
-
 @dataclass(frozen=True)
 class Script:
     """A Lua script shipped with redismem: its name, source and SHA1."""
