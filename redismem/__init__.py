@@ -3,7 +3,9 @@
 The synchronous API lives here; ``redismem.aio`` mirrors it for asyncio.
 """
 
+from redismem.compaction import CompactionPolicy
 from redismem.errors import (
+    HistoryCompacted,
     InvalidKey,
     InvalidNamespace,
     InvalidToken,
@@ -12,19 +14,32 @@ from redismem.errors import (
     RecordExists,
     RecordNotFound,
     RedisMemError,
+    ReplayInterrupted,
     StaleToken,
     ValidationError,
     VersionConflict,
 )
-from redismem.models import ChangeEvent, Page, Record
+from redismem.models import (
+    ChangeEvent,
+    CompactionReport,
+    LogStats,
+    Page,
+    Record,
+    Reset,
+)
 from redismem.store import MemoryStore
+from redismem.subscription import Subscription
 
 __all__ = [
     "ChangeEvent",
+    "CompactionPolicy",
+    "CompactionReport",
+    "HistoryCompacted",
     "InvalidKey",
     "InvalidNamespace",
     "InvalidToken",
     "InvalidValue",
+    "LogStats",
     "MemoryStore",
     "Page",
     "PreconditionFailed",
@@ -32,7 +47,10 @@ __all__ = [
     "RecordExists",
     "RecordNotFound",
     "RedisMemError",
+    "ReplayInterrupted",
+    "Reset",
     "StaleToken",
+    "Subscription",
     "ValidationError",
     "VersionConflict",
 ]

@@ -255,6 +255,9 @@ class FeedMerger:
         self.feeds: dict[str, NamespaceFeed] = {}
         self.ready: deque[FeedItem] = deque()
         self._resume = dict(positions or {})
+        # With a resume token, a namespace it does not cover is newer than
+        # the token, so it is read from the start of its log.
+        self._resuming = positions is not None
         # What the caller has been handed: the basis of resume_token.
         self._handed: dict[str, LogPosition] = {}
         self._started = False
@@ -284,7 +287,12 @@ class FeedMerger:
             return
         if namespace in self._resume:
             feed = NamespaceFeed(namespace, self._resume[namespace], Need.HISTORY)
-        elif self.start == "now" and not self._started and head is not None:
+        elif (
+            self.start == "now"
+            and not self._resuming
+            and not self._started
+            and head is not None
+        ):
             feed = NamespaceFeed(namespace, head, Need.NOTHING)
         else:
             feed = NamespaceFeed(namespace, START, Need.HISTORY)

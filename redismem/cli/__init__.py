@@ -7,7 +7,10 @@ non-zero.
 
 from __future__ import annotations
 
-from redismem.cli import records  # noqa: F401  (registers its commands)
+from redismem.cli import (
+    feed,  # noqa: F401  (registers its commands)
+    records,  # noqa: F401  (registers its commands)
+)
 from redismem.cli.app import main
 
 __all__ = ["main"]
