@@ -28,6 +28,10 @@
 --        "" when the namespace has no log yet
 --   {1, epoch}         the cursor's epoch is not the log's
 --   {2, epoch, floor}  events after the cursor were removed by compaction
+--
+-- Example (the 10 newest deletes of keys starting with "user:"):
+--   redis-cli --eval lua/changes.lua 'rm:{users}:meta' 'rm:{users}:log' , \
+--     '' '' '' 10 desc ,delete, '' user: '' '' 10000
 
 local meta, log = KEYS[1], KEYS[2]
 local cursor, cursor_seq, cursor_epoch = ARGV[1], ARGV[2], ARGV[3]

@@ -23,6 +23,10 @@
 --
 -- Reply: {folded, tombstones_removed, pending, cseq, floor}; pending is 1
 -- when another call would find more work.
+--
+-- Example (compact everything, tombstones kept for a day):
+--   redis-cli --eval lua/compact.lua 'rm:{users}:meta' 'rm:{users}:log' \
+--     'rm:{users}:snap' 'rm:{users}:tombs' , 500 0 0 86400000
 
 local meta, log, snap, tombs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batch, keep = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -23,11 +23,16 @@
 --     deleted; version is the tombstone's version (the last version + 1)
 --   {1, actual_version}  expected version did not match (0 = absent)
 --   {3}                  the key is missing (nothing written)
+--
+-- Example:
+--   redis-cli --eval lua/delete.lua 'rm:{users}:records' 'rm:{users}:keys' \
+--     'rm:{users}:meta' 'rm:{users}:log' 'rm:{users}:snap' 'rm:{users}:tombs' \
+--     , users alice '' rm:ch:users 10000 86400000
 
 local records, index, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local snap, tombs = KEYS[5], KEYS[6]
 local namespace, key, expected, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local max_length, max_age = tonumber(ARGV[5]), tonumber(ARGV[6])
+local max_length, max_age = tonumber(ARGV[5] or 0), tonumber(ARGV[6] or 0)
 
 local current = redis.call('HGET', records, key)
 local version = 0

@@ -2,7 +2,7 @@
 -- namespace's log and publish it, all in one atomic step.
 --
 -- KEYS[1]  records hash     rm:{<ns>}:records  field <key> -> record JSON
--- KEYS[2]  key index zset   rm:{<ns>}:keys      every live key, score 0
+-- KEYS[2]  key index zset   rm:{<ns>}:keys     every live key, score 0
 -- KEYS[3]  log metadata     rm:{<ns>}:meta     epoch, seq, last, floor, ...
 -- KEYS[4]  change log       rm:{<ns>}:log      stream of change events
 -- KEYS[5]  compaction index rm:{<ns>}:snap     cleared when a new epoch starts
@@ -32,12 +32,17 @@
 --   {2, actual_version}  mode "create" and the key exists
 --   {3}                  mode "update" and the key is missing
 -- A refusal writes nothing.
+--
+-- Example:
+--   redis-cli --eval lua/put.lua 'rm:{users}:records' 'rm:{users}:keys' \
+--     'rm:{users}:meta' 'rm:{users}:log' 'rm:{users}:snap' 'rm:{users}:tombs' \
+--     , users alice put '{"name":"Alice"}' '' rm:ch:users 10000 86400000
 
 local records, index, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local snap, tombs = KEYS[5], KEYS[6]
 local namespace, key, mode = ARGV[1], ARGV[2], ARGV[3]
 local value, expected, channel = ARGV[4], ARGV[5], ARGV[6]
-local max_length, max_age = tonumber(ARGV[7]), tonumber(ARGV[8])
+local max_length, max_age = tonumber(ARGV[7] or 0), tonumber(ARGV[8] or 0)
 
 local current = redis.call('HGET', records, key)
 local version, created = 0, nil

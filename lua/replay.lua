@@ -10,6 +10,9 @@
 --
 -- Reply: {epoch, seq, cseq, cid, runs, entries, more}; epoch is "" when the
 -- namespace has no log; runs counts compaction batches that changed the log.
+--
+-- Example (the first 100 entries):
+--   redis-cli --eval lua/replay.lua 'rm:{users}:meta' 'rm:{users}:log' , '' + 100
 
 local meta, log = KEYS[1], KEYS[2]
 local after, upto, count = ARGV[1], ARGV[2], tonumber(ARGV[3])

@@ -4,12 +4,15 @@
 -- KEYS[1]  records hash     rm:{<ns>}:records
 -- KEYS[2]  log metadata     rm:{<ns>}:meta     epoch, seq, last
 --
--- No ARGV.
+-- ARGV[1]  none: the script takes no arguments
 --
 -- Reply: {epoch, seq, last_id, records} where records is the flat
 -- HGETALL array (key, record JSON, ...); epoch is "" and seq 0 when the
 -- namespace has no log. The whole namespace is read in one call, so its cost
 -- grows with the namespace (HGETALL).
+--
+-- Example:
+--   redis-cli --eval lua/reset.lua 'rm:{users}:records' 'rm:{users}:meta'
 
 local records, meta = KEYS[1], KEYS[2]
 

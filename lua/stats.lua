@@ -7,12 +7,17 @@
 -- KEYS[5]  compaction index rm:{<ns>}:snap
 -- KEYS[6]  tombstone index  rm:{<ns>}:tombs
 --
--- No ARGV.
+-- ARGV[1]  none: the script takes no arguments
 --
 -- Reply: {epoch, seq, cseq, floor, events, first_seq, records, memory}:
 -- events is the log's length, first_seq the seq of its oldest entry (0 when
 -- empty), memory the bytes MEMORY USAGE reports for all six keys, -1 when the
 -- server has no MEMORY command (the embedded mode).
+--
+-- Example:
+--   redis-cli --eval lua/stats.lua 'rm:{users}:meta' 'rm:{users}:log' \
+--     'rm:{users}:records' 'rm:{users}:keys' 'rm:{users}:snap' \
+--     'rm:{users}:tombs'
 
 local meta, log, records = KEYS[1], KEYS[2], KEYS[3]
 
