@@ -139,14 +139,29 @@ def replay_page(
     )
 
 
-def fold(records: dict[str, Record], namespace: str, entries: Sequence[Any]) -> None:
-    """Apply raw log entries, in order, to ``records`` (key -> Record)."""
+def fold(latest: dict[Any, Any], entries: Sequence[Any]) -> None:
+    """Apply raw log entries, in order, to ``latest`` (key -> its put's fields).
+
+    Every entry starts with its key and op (see put.lua), so a delete is told
+    apart without decoding the rest; values stay undecoded until
+    ``records_of`` decodes each key's last put, once.
+    """
     for entry in entries:
-        fields = replies.entry_fields(entry)
-        key = replies.text(fields["key"])
-        if replies.text(fields["op"]) == "delete":
-            records.pop(key, None)
-            continue
+        flat = entry[1]
+        if isinstance(flat, dict):
+            flat = [part for pair in flat.items() for part in pair]
+        if flat[3] in (b"delete", "delete"):
+            latest.pop(flat[1], None)
+        else:
+            latest[flat[1]] = flat
+
+
+def records_of(namespace: str, latest: dict[Any, Any]) -> dict[str, Record]:
+    """The records, in key order, that folded put events describe."""
+    records = {}
+    for raw_key, flat in latest.items():
+        key = replies.text(raw_key)
+        fields = replies.entry_fields((None, flat))
         ts = int(fields["ts"])
         created = fields.get("created")
         records[key] = Record(
@@ -157,6 +172,7 @@ def fold(records: dict[str, Record], namespace: str, entries: Sequence[Any]) -> 
             created=ts if created is None else int(created),
             updated=ts,
         )
+    return dict(sorted(records.items()))
 
 
 def stats(namespace: str) -> Call[LogStats]:
@@ -210,7 +226,7 @@ class Replayer:
     def __init__(self, namespace: str, until: str | int | None) -> None:
         check_namespace(namespace)
         self.namespace = namespace
-        self.records: dict[str, Record] = {}
+        self._latest: dict[Any, Any] = {}
         self._position: LogPosition | None = None
         self._until_ms: int | None = None
         if until is None:
@@ -230,6 +246,11 @@ class Replayer:
         self._attempts = 0
         self._done = False
 
+    @property
+    def records(self) -> dict[str, Record]:
+        """The records folded so far, in key order."""
+        return records_of(self.namespace, self._latest)
+
     def next_call(self) -> Call[ReplayPage] | None:
         """The next page to read, or None when the records are complete."""
         if self._done:
@@ -247,7 +268,7 @@ class Replayer:
             self._start_over()
             return
 
-        fold(self.records, self.namespace, page.entries)
+        fold(self._latest, page.entries)
         if page.entries:
             self._after = replies.text(page.entries[-1][0])
         self._done = not page.more
@@ -278,6 +299,6 @@ class Replayer:
         self._attempts += 1
         if self._attempts >= REPLAY_ATTEMPTS:
             raise ReplayInterrupted(self.namespace, self._attempts)
-        self.records.clear()
+        self._latest.clear()
         self._after = ""
         self._runs = None

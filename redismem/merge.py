@@ -203,6 +203,10 @@ class NamespaceFeed:
         while self.live and self.need is Need.NOTHING:
             event = self.live[0]
             if self.position.epoch == "":
+                if event.seq == 1:
+                    # The first event of a log: nothing comes before it.
+                    self.position = LogPosition(event.epoch, 0, "0-0")
+                    continue
                 # The log's epoch is unknown: read it from the start.
                 self.need = Need.HISTORY
                 break
@@ -294,11 +298,20 @@ class FeedMerger:
             and head is not None
         ):
             feed = NamespaceFeed(namespace, head, Need.NOTHING)
+        elif self.start == "now" and not self._resuming and not self._started:
+            # No log yet when the subscription began: every event of it will
+            # arrive live, from seq 1.
+            feed = NamespaceFeed(namespace, START, Need.NOTHING)
         else:
             feed = NamespaceFeed(namespace, START, Need.HISTORY)
         self.feeds[namespace] = feed
         if feed.position.epoch:
             self._handed[namespace] = feed.position
+
+    @property
+    def has_started(self) -> bool:
+        """Whether the first connect is done."""
+        return self._started
 
     def started(self) -> None:
         """Mark the first connect as done: later namespaces are new ones."""
@@ -312,6 +325,8 @@ class FeedMerger:
             logger.info("new namespace %s", event.namespace)
             self.place(event.namespace, None)
             feed = self.feeds[event.namespace]
+            # History is read only if this event is not the log's first.
+            feed.need = Need.NOTHING
         self.ready.extend(feed.on_live(event))
 
     def on_history(self, namespace: str, page: HistoryPage) -> None:

@@ -145,7 +145,7 @@ class MemoryStore:
         replayer = Replayer(namespace, until)
         while (call := replayer.next_call()) is not None:
             replayer.on_page(run(self.client, call))
-        return dict(sorted(replayer.records.items()))
+        return replayer.records
 
     def compact(self, namespace: str) -> CompactionReport:
         """Compact the whole log now, batch by batch; each batch is atomic."""

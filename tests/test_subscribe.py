@@ -254,3 +254,15 @@ def test_closing_a_subscription_ends_its_iteration(store: MemoryStore) -> None:
     subscription.close()
 
     assert list(subscription) == []
+
+
+def test_a_namespace_subscribed_before_it_exists_streams_from_its_first_event(
+    store: MemoryStore,
+) -> None:
+    with store.subscribe("unborn") as subscription:
+        for i in range(3):
+            store.put("unborn", "k", i)
+        items = take(subscription, 3)
+        assert_quiet(subscription)
+
+    assert [item.seq for item in items if isinstance(item, ChangeEvent)] == [1, 2, 3]

@@ -208,7 +208,7 @@ class Subscription:
         new = sorted(found - set(merger.feeds))
 
         heads: list[LogPosition | None] = [None] * len(new)
-        if new and merger.start == "now":
+        if new and merger.start == "now" and not merger.has_started:
             heads = await run_pipelined(self.client, [feed.head(ns) for ns in new])
         for namespace, head in zip(new, heads, strict=True):
             merger.place(namespace, head)
