@@ -7,6 +7,8 @@
 -- KEYS[4]  change log       rm:{<ns>}:log      stream of change events
 -- KEYS[5]  compaction index rm:{<ns>}:snap     cleared when a new epoch starts
 -- KEYS[6]  tombstone index  rm:{<ns>}:tombs    cleared when a new epoch starts
+--          (KEYS[5] and KEYS[6] may be left out by a caller that never
+--          compacts; ARGV[7] and ARGV[8] then default to 0)
 --
 -- ARGV[1]  namespace (already validated by the client)
 -- ARGV[2]  key (already validated by the client)
@@ -73,7 +75,10 @@ if not epoch then
     -- The log's metadata is missing (new namespace, flush, eviction): start
     -- a new epoch so every cursor into an older log is known to be stale.
     epoch = time[1] .. string.format('%06d', tonumber(time[2]))
-    redis.call('DEL', log, snap, tombs)
+    redis.call('DEL', log)
+    if tombs then
+        redis.call('DEL', snap, tombs)
+    end
     redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'floor', 0, 'cseq', 0,
         'cid', '0-0', 'runs', 0)
     state = {epoch, false, '0', '0-0'}
