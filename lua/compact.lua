@@ -88,10 +88,10 @@ if folded == batch then
     pending = 1
 end
 
--- Tombstones past their retention leave the log and both indexes.
+-- Tombstones whose retention is over (now - delete time >= retention)
+-- leave the log and both indexes.
 local expired = redis.call('ZRANGEBYSCORE', tombs, '-inf',
-    '(' .. string.format('%d', now - retention),
-    'LIMIT', 0, batch)
+    string.format('%d', now - retention), 'LIMIT', 0, batch)
 for _, key in ipairs(expired) do
     local previous = redis.call('HGET', snap, key)
     if previous then
