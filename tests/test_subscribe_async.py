@@ -40,7 +40,7 @@ async def test_async_start_now_yields_only_later_events_in_order(
 ) -> None:
     await astore.put("anow", "old", 0)
 
-    async with astore.subscribe("anow") as subscription:
+    async with await astore.subscribe("anow") as subscription:
         for i in range(3):
             await astore.put("anow", "k", i)
         items = await take(subscription, 3)
@@ -53,8 +53,7 @@ async def test_async_iteration_yields_history_then_live_events(
     astore: redismem_aio.MemoryStore,
 ) -> None:
     await astore.put("aearly", "k", 0)
-    subscription = astore.subscribe("aearly", start="earliest")
-    await subscription.start()
+    subscription = await astore.subscribe("aearly", start="earliest")
     await astore.put("aearly", "k", 1)
 
     seen = []
@@ -70,14 +69,14 @@ async def test_async_glob_picks_up_new_namespaces_and_resumes_exactly(
     astore: redismem_aio.MemoryStore,
 ) -> None:
     await astore.put("ag:1", "k", 0)
-    async with astore.subscribe("ag:*") as subscription:
+    async with await astore.subscribe("ag:*") as subscription:
         await astore.put("ag:2", "k", 0)
         await astore.put("ag:1", "k", 1)
         first = await take(subscription, 2)
         token = subscription.resume_token
     await astore.put("ag:2", "k", 1)
 
-    async with astore.subscribe("ag:*", resume=token) as resumed:
+    async with await astore.subscribe("ag:*", resume=token) as resumed:
         rest = await take(resumed, 1)
 
     assert sorted(values(first)) == [("ag:1", "k", 1), ("ag:2", "k", 0)]
@@ -89,13 +88,13 @@ async def test_async_resume_behind_compaction_yields_a_reset(
 ) -> None:
     astore = redismem_aio.MemoryStore(aclient, compaction=MANUAL_ONLY)
     await astore.put("apacked", "a", 0)
-    async with astore.subscribe("apacked") as subscription:
+    async with await astore.subscribe("apacked") as subscription:
         token = subscription.resume_token
     await astore.put("apacked", "b", 0)
     await astore.put("apacked", "b", 1)
     await astore.compact("apacked")
 
-    async with astore.subscribe("apacked", resume=token) as resumed:
+    async with await astore.subscribe("apacked", resume=token) as resumed:
         (reset,) = await take(resumed, 1)
 
     assert isinstance(reset, Reset)
@@ -106,7 +105,7 @@ async def test_async_new_epoch_yields_a_reset(
     astore: redismem_aio.MemoryStore, aclient: Any
 ) -> None:
     await astore.put("aepoch", "a", 1)
-    async with astore.subscribe("aepoch") as subscription:
+    async with await astore.subscribe("aepoch") as subscription:
         await aclient.delete(NamespaceKeys("aepoch").meta)
         await astore.put("aepoch", "a", 2)
         (reset,) = await take(subscription, 1)

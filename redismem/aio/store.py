@@ -121,17 +121,19 @@ class MemoryStore:
         )
         return await run(self.client, call)
 
-    def subscribe(
+    async def subscribe(
         self, *patterns: str, resume: str | None = None, start: str = "now"
     ) -> Subscription:
         """Follow the change feeds of namespaces matching ``patterns``.
 
-        A pattern is a namespace or a glob (``users:*``, ``*``). ``start`` is
-        ``"now"`` or ``"earliest"``; ``resume`` (a ``resume_token``) takes
-        precedence for the namespaces it covers. Returns an iterator of
-        ChangeEvent and Reset items that is also a context manager.
+        As ``redismem.MemoryStore.subscribe``; the subscription is connected
+        when this returns (so ``start="now"`` means then), and is an async
+        iterator and async context manager: ``async with await
+        store.subscribe(...) as feed: async for item in feed: ...``.
         """
-        return Subscription(self.client, patterns, resume=resume, start=start)
+        subscription = Subscription(self.client, patterns, resume=resume, start=start)
+        await subscription.start()
+        return subscription
 
     async def replay(
         self, namespace: str, *, until: str | int | None = None

@@ -54,11 +54,12 @@ class Subscription:
     """An async iterator over change events and resets; also an async
     context manager.
 
-    Made by ``redismem.aio.MemoryStore.subscribe``. It connects on ``start()``,
-    on entering ``async with`` or on the first item asked for, whichever comes
-    first; ``start="now"`` means that moment. ``get(timeout)`` returns None
-    when nothing came in time. ``resume_token`` is the position just after the
-    last item handed out.
+    Made (and started) by ``redismem.aio.MemoryStore.subscribe``. A
+    Subscription made directly connects on ``start()``, on entering ``async
+    with`` or on the first item asked for, whichever comes first;
+    ``start="now"`` means that moment. ``get(timeout)`` returns None when
+    nothing came in time. ``resume_token`` is the position just after the last
+    item handed out.
     """
 
     def __init__(
