@@ -18,18 +18,20 @@ def invoke(url: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     return result.exit_code, lines, result.stderr
 
 
-def test_changes_pages_one_namespace_and_prints_the_next_token(
+def test_changes_prints_a_namespace_page_by_page_and_the_next_token(
     store: MemoryStore, redis_url: str
 ) -> None:
     for i in range(3):
         store.put("cli", f"k{i}", i)
 
-    code, lines, _ = invoke(redis_url, "changes", "cli", "--limit", "2")
+    code, lines, _ = invoke(redis_url, "changes", "cli", "--count", "2")
     code2, rest, _ = invoke(redis_url, "changes", "cli", "--after", lines[-1]["next"])
+    code3, every, _ = invoke(redis_url, "changes", "cli", "--limit", "1")
 
-    assert code == code2 == 0
+    assert code == code2 == code3 == 0
     assert [line["seq"] for line in lines[:-1]] == [1, 2]
     assert [line["seq"] for line in rest] == [3]
+    assert [line["seq"] for line in every] == [1, 2, 3]
 
 
 def test_changes_follow_prints_its_resume_token_so_a_loop_can_continue(

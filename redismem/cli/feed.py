@@ -47,7 +47,13 @@ def _item(item: Any) -> dict[str, Any]:
     help="With --follow: stop after SECONDS without an item.",
 )
 @click.option("--after", metavar="TOKEN", help="Page after this token.")
-@click.option("--limit", default=100, show_default=True, help="Page size.")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Events per page read.",
+)
 @click.option("--op", "ops", multiple=True, type=click.Choice(list(OPS)))
 @click.option("--key", help="Exact key, or a prefix ending in '*'.")
 @click.option("--since", type=int, help="Earliest event time, Redis ms.")
@@ -72,32 +78,40 @@ def changes(
 ) -> None:
     """Print change events of PATTERN, one JSON object per line.
 
-    Without --follow, PATTERN is one namespace and one page is printed,
-    then {"next": TOKEN} when more follow. With --follow, PATTERN may be a
-    glob; events and resets are printed as they come, and on exit (Ctrl-C,
-    SIGTERM, --count, --idle) the last line is {"resume_token": TOKEN}.
+    Without --follow, PATTERN is one namespace: its events (filtered, read
+    page by page) are printed, and {"next": TOKEN} last when --count stopped
+    before the end. With --follow, PATTERN may be a glob; events and resets
+    are printed as they come, and on exit (Ctrl-C, SIGTERM, --count, --idle)
+    the last line is {"resume_token": TOKEN}. --after TOKEN (an event's
+    token) also resumes --follow on one namespace.
     """
     with errors_as_exit_codes():
         store = _store(context)
         if follow:
-            _follow(store, pattern, resume, start, count, idle)
+            _follow(store, pattern, resume or after, start, count, idle)
             return
         if is_glob(pattern):
             raise click.UsageError("paging reads one namespace; use --follow for globs")
-        page = store.changes(
-            pattern,
-            after=after,
-            limit=count or limit,
-            ops=ops or None,
-            key=key,
-            since=since,
-            until=until,
-            reverse=reverse,
-        )
-        for event in page.items:
-            emit(_item(event))
-        if page.next is not None:
-            emit({"next": page.next})
+
+        printed = 0
+        while count is None or printed < count:
+            page = store.changes(
+                pattern,
+                after=after,
+                limit=limit if count is None else min(limit, count - printed),
+                ops=ops or None,
+                key=key,
+                since=since,
+                until=until,
+                reverse=reverse,
+            )
+            for event in page.items:
+                emit(_item(event))
+            printed += len(page.items)
+            after = page.next
+            if after is None:
+                return
+        emit({"next": after})
 
 
 class _Stop(Exception):
