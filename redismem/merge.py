@@ -159,6 +159,12 @@ class NamespaceFeed:
         out: list[ChangeEvent] = []
         for event in page.events:
             if event.seq <= self.position.seq:
+                # Already handed out; read on after it (a position may carry
+                # an older stream ID than its seq, e.g. from a log written
+                # before entry IDs were kept in the metadata).
+                self.position = LogPosition(
+                    self.position.epoch, self.position.seq, event.id
+                )
                 continue
             if event.seq != self.position.seq + 1:
                 self._ask_reset(

@@ -36,13 +36,15 @@ from redismem.tokens import LogPosition
 logger = logging.getLogger(__name__)
 
 
-def pubsub_client(client: Any, attempt: int) -> tuple[Any, Any]:
+async def pubsub_client(client: Any, attempt: int) -> tuple[Any, Any]:
     """A pub/sub object for ``client`` and the extra client to close with it.
 
     On a cluster, classic pub/sub reaches subscribers on every node, so the
     subscription talks to one node, another one on each reconnect attempt.
     """
     if isinstance(client, RedisCluster):
+        if not client.get_nodes():
+            await client.initialize()  # a new cluster client knows no nodes yet
         nodes = client.get_nodes()
         node = nodes[attempt % len(nodes)]
         node_client = redis.asyncio.Redis(host=node.host, port=int(node.port))
@@ -153,7 +155,7 @@ class Subscription:
             self._on_message(message)
 
     async def _connect(self) -> None:
-        pubsub, self._node_client = pubsub_client(self.client, self._failures)
+        pubsub, self._node_client = await pubsub_client(self.client, self._failures)
         try:
             held = await self._subscribe(pubsub)
         except BaseException:
