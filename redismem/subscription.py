@@ -61,6 +61,9 @@ def pubsub_client(client: Any, attempt: int) -> tuple[Any, Any]:
     if isinstance(client, RedisCluster):
         nodes = client.get_nodes()  # type: ignore[no-untyped-call]
         node = nodes[attempt % len(nodes)]
+        if node.redis_connection is not None:
+            # The node's own client: same credentials and TLS as the cluster.
+            return node.redis_connection.pubsub(), None
         node_client = redis.Redis(host=node.host, port=node.port)
         return node_client.pubsub(), node_client  # type: ignore[no-untyped-call]
     return client.pubsub(), None
@@ -163,6 +166,7 @@ class Subscription:
             held = self._subscribe(pubsub)
         except BaseException:
             pubsub.close()
+            self._disconnect()
             raise
         self._pubsub = pubsub
 

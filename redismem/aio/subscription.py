@@ -47,7 +47,9 @@ async def pubsub_client(client: Any, attempt: int) -> tuple[Any, Any]:
             await client.initialize()  # a new cluster client knows no nodes yet
         nodes = client.get_nodes()
         node = nodes[attempt % len(nodes)]
-        node_client = redis.asyncio.Redis(host=node.host, port=int(node.port))
+        # A client with the node's own connection settings (credentials, TLS).
+        pool = redis.asyncio.ConnectionPool(**node.connection_kwargs)
+        node_client = redis.asyncio.Redis(connection_pool=pool)
         return node_client.pubsub(), node_client
     return client.pubsub(), None
 
@@ -160,6 +162,7 @@ class Subscription:
             held = await self._subscribe(pubsub)
         except BaseException:
             await pubsub.aclose()
+            await self._disconnect()
             raise
         self._pubsub = pubsub
 
