@@ -22,6 +22,7 @@ from redismem.models import (
 )
 from redismem.operations import Write, WriteOutcome
 from redismem.replies import text
+from redismem.scripts import Call
 from redismem.subscription import Subscription
 from redismem.validation import DEFAULT_MAX_VALUE_BYTES
 
@@ -190,11 +191,13 @@ class MemoryStore:
         outcomes: builtins.list[Record | PreconditionFailed] = []
         for result in results:
             if isinstance(result, WriteOutcome):
-                self._after_write(result)
                 assert result.record is not None
                 outcomes.append(result.record)
             else:
                 outcomes.append(result)
+        self._after_write(
+            *(result for result in results if isinstance(result, WriteOutcome))
+        )
         return outcomes
 
     def _write(
@@ -219,16 +222,22 @@ class MemoryStore:
         assert outcome.record is not None
         return outcome.record
 
-    def _after_write(self, outcome: WriteOutcome) -> None:
+    def _after_write(self, *outcomes: WriteOutcome) -> None:
         # The directory spans slots, so it is written after the atomic write;
         # SADD is idempotent, and only a write that began a log pays for it.
-        if outcome.log_started:
-            run(self.client, operations.register_namespace(outcome.event.namespace))
-        # A write that found the log past a threshold compacts one batch: the
-        # cost is spread over writes, and each batch is atomic on its own.
-        if outcome.compaction_due:
-            namespace = outcome.event.namespace
-            run(
-                self.client,
-                compaction.compact_batch(namespace, self.compaction, everything=False),
-            )
+        started = {o.event.namespace for o in outcomes if o.log_started}
+        # A write that found the log past a threshold compacts one batch (one
+        # per namespace for many writes): the cost is spread over writes, and
+        # each batch is atomic on its own.
+        due = {o.event.namespace for o in outcomes if o.compaction_due}
+        calls: builtins.list[Call[Any]] = [
+            operations.register_namespace(ns) for ns in sorted(started)
+        ]
+        calls += [
+            compaction.compact_batch(ns, self.compaction, everything=False)
+            for ns in sorted(due)
+        ]
+        if len(calls) == 1:
+            run(self.client, calls[0])
+        elif calls:
+            run_pipelined(self.client, calls)

@@ -170,3 +170,18 @@ def test_stats_report_each_namespace_log(client: Any) -> None:
         1,
     )
     assert a.epoch and a.memory is not None and a.memory > 0
+
+
+def test_put_many_past_the_threshold_runs_one_batch_per_namespace(
+    client: Any,
+) -> None:
+    store = MemoryStore(client, compaction=CompactionPolicy(max_length=20, batch=10))
+    for i in range(20):
+        store.put("many", f"k{i % 4}", i)
+    assert client.hget(FeedKeys("many").meta, "runs") in (b"0", None)
+
+    store.put_many([("many", f"k{i % 4}", i) for i in range(50)])
+
+    # Each of the 50 writes reported compaction due; one batch ran.
+    assert client.hget(FeedKeys("many").meta, "runs") == b"1"
+    assert store.stats("many")[0].compacted_seq == 10
