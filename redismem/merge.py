@@ -140,7 +140,7 @@ class NamespaceFeed:
     def on_live(self, event: ChangeEvent) -> list[ChangeEvent]:
         """Take one live event; return the events that can go out now."""
         self.live.append(event)
-        return self._drain()
+        return self.drain()
 
     def on_history(self, page: HistoryPage) -> list[ChangeEvent]:
         """Take one history page read after ``position``."""
@@ -176,7 +176,7 @@ class NamespaceFeed:
 
         if not page.more:
             self.need = Need.NOTHING
-            out += self._drain()
+            out += self.drain()
         return out
 
     def on_snapshot(self, snapshot: Snapshot) -> Reset:
@@ -203,7 +203,7 @@ class NamespaceFeed:
         if self.need is Need.NOTHING:
             self.need = Need.HISTORY
 
-    def _drain(self) -> list[ChangeEvent]:
+    def drain(self) -> list[ChangeEvent]:
         """Merge held live events until one needs history or a reset first."""
         out = []
         while self.live and self.need is Need.NOTHING:
@@ -343,7 +343,7 @@ class FeedMerger:
         """Take the reset snapshot for ``namespace``."""
         feed = self.feeds[namespace]
         self.ready.append(feed.on_snapshot(snapshot))
-        self.ready.extend(feed._drain())
+        self.ready.extend(feed.drain())
 
     def catch_up(self) -> None:
         """After a reconnect: every namespace reads history from its position."""
