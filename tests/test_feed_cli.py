@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from typing import Any
 
 from click.testing import CliRunner
 
 from redismem import MemoryStore
 from redismem.cli import main
+from redismem.connection import connect
+from redismem.keys import NamespaceKeys
+from redismem.tokens import decode_feed_token
+from tests.feed_helpers import wait_until
 
 
 def invoke(url: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
@@ -93,3 +100,41 @@ def test_bad_input_exits_non_zero_with_one_line_on_stderr(
     assert code == 1 and out == []
     assert err.count("\n") == 1 and "invalid token" in err
     assert glob_code == 2
+
+
+def test_sigterm_stops_changes_follow_after_printing_the_resume_token(
+    store: MemoryStore, redis_url: str
+) -> None:
+    command = "from redismem.cli import main; main()"
+    follower = subprocess.Popen(
+        [sys.executable, "-c", command, "--url", redis_url, "changes", "term",
+         "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        # The subscription exists once the namespace shows up as subscribed.
+        wait_until(lambda: subscribed(redis_url), "the follower to subscribe")
+        store.put("term", "k", 1)
+        event = json.loads(follower.stdout.readline())
+        follower.send_signal(signal.SIGTERM)
+        last = json.loads(follower.stdout.readline())
+        code = follower.wait(timeout=10)
+    finally:
+        follower.kill()
+        follower.wait()
+
+    assert code == 0
+    assert (event["type"], event["value"]) == ("event", 1)
+    assert decode_feed_token(last["resume_token"])["term"].seq == 1
+
+
+def subscribed(redis_url: str) -> bool:
+    """Whether some connection subscribes to the channel of "term"."""
+    client = connect(redis_url)
+    try:
+        counts = client.pubsub_numsub(NamespaceKeys("term").channel)
+        return any(count for _, count in counts)
+    finally:
+        client.close()

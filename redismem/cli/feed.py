@@ -114,8 +114,12 @@ def changes(
         emit({"next": after})
 
 
-class _Stop(Exception):
-    """SIGTERM asks ``--follow`` to stop and print its resume token."""
+class _Stop(BaseException):
+    """SIGTERM asks ``--follow`` to stop and print its resume token.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    on the way (in redis-py's socket reads) swallows it.
+    """
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
