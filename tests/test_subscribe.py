@@ -266,3 +266,33 @@ def test_a_namespace_subscribed_before_it_exists_streams_from_its_first_event(
         assert_quiet(subscription)
 
     assert [item.seq for item in items if isinstance(item, ChangeEvent)] == [1, 2, 3]
+
+
+def test_start_earliest_on_a_compacted_log_begins_with_a_reset(client: Any) -> None:
+    store = MemoryStore(client, compaction=MANUAL_ONLY)
+    for i in range(3):
+        store.put("squashed", "k", i)
+    store.compact("squashed")
+
+    with store.subscribe("squashed", start="earliest") as subscription:
+        (reset,) = take(subscription, 1)
+        store.put("squashed", "k", 3)
+        (event,) = take(subscription, 1)
+
+    assert isinstance(reset, Reset) and reset.seq == 3
+    assert [(r.key, r.value) for r in reset.records] == [("k", 2)]
+    assert summary([event]) == [("squashed", "k", 3)]
+
+
+def test_start_earliest_on_a_log_compacted_without_removals_replays_it_all(
+    client: Any,
+) -> None:
+    store = MemoryStore(client, compaction=MANUAL_ONLY)
+    for key in ("a", "b", "c"):
+        store.put("distinct", key, 0)  # one event per key: nothing to remove
+    store.compact("distinct")
+
+    with store.subscribe("distinct", start="earliest") as subscription:
+        items = take(subscription, 3)
+
+    assert summary(items) == [("distinct", k, 0) for k in ("a", "b", "c")]
