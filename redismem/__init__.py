@@ -4,7 +4,9 @@ The synchronous API lives here; ``redismem.aio`` mirrors it for asyncio.
 ``RateLimiter`` and its companions come from ``redismem.limiter``.
 """
 
+from redismem.compaction import CompactionPolicy
 from redismem.errors import (
+    HistoryCompacted,
     InvalidKey,
     InvalidLimit,
     InvalidNamespace,
@@ -16,6 +18,7 @@ from redismem.errors import (
     RecordExists,
     RecordNotFound,
     RedisMemError,
+    ReplayInterrupted,
     StaleToken,
     UnknownPolicy,
     ValidationError,
@@ -30,13 +33,24 @@ from redismem.limiter import (
     UsageRetention,
 )
 from redismem.limiter.store import RateLimitedStore
-from redismem.models import ChangeEvent, Page, Record
+from redismem.models import (
+    ChangeEvent,
+    CompactionReport,
+    LogStats,
+    Page,
+    Record,
+    Reset,
+)
 from redismem.store import MemoryStore
+from redismem.subscription import Subscription
 
 __all__ = [
     "Backoff",
     "ChangeEvent",
+    "CompactionPolicy",
+    "CompactionReport",
     "Decision",
+    "HistoryCompacted",
     "InvalidKey",
     "InvalidLimit",
     "InvalidNamespace",
@@ -44,6 +58,7 @@ __all__ = [
     "InvalidToken",
     "InvalidValue",
     "Limit",
+    "LogStats",
     "MemoryStore",
     "Page",
     "Policy",
@@ -55,7 +70,10 @@ __all__ = [
     "RecordExists",
     "RecordNotFound",
     "RedisMemError",
+    "ReplayInterrupted",
+    "Reset",
     "StaleToken",
+    "Subscription",
     "UnknownPolicy",
     "UsageRetention",
     "ValidationError",

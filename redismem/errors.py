@@ -14,7 +14,10 @@
     │   ├── VersionConflict                   expect_version did not match
     │   ├── RecordExists                      create() on an existing key
     │   └── RecordNotFound                    update() on a missing key
-    ├── StaleToken                            a cursor from another log epoch
+    ├── StaleToken                            a cursor from another log epoch,
+    │   │                                     or behind compacted history
+    │   └── HistoryCompacted                  replay before the compaction point
+    ├── ReplayInterrupted                     compaction kept changing the log
     ├── UnknownPolicy (also a LookupError)    no such rate-limit policy
     └── RateLimitExceeded                     a limiter refused; has the Decision
 
@@ -189,3 +192,36 @@ class RateLimitExceeded(RedisMemError):
         self.subject = subject
         self.operation = operation
         self.decision = decision
+
+
+class HistoryCompacted(StaleToken):
+    """Replay was asked for a point that compaction has folded away.
+
+    Replay can rebuild any point from ``compacted_seq`` (the last event folded
+    into the compacted prefix) onward; ``point`` is what was asked for.
+    """
+
+    def __init__(
+        self, namespace: str, point: str, epoch: str, compacted_seq: int
+    ) -> None:
+        super().__init__(
+            namespace,
+            point,
+            epoch,
+            f"history up to seq {compacted_seq} was compacted; replay can "
+            f"rebuild points from seq {compacted_seq} on, not {point}",
+        )
+        self.point = point
+        self.compacted_seq = compacted_seq
+
+
+class ReplayInterrupted(RedisMemError):
+    """Compaction changed the log during every one of ``attempts`` replays."""
+
+    def __init__(self, namespace: str, attempts: int) -> None:
+        super().__init__(
+            f"replay of {namespace!r} was interrupted by compaction "
+            f"{attempts} times; try again"
+        )
+        self.namespace = namespace
+        self.attempts = attempts

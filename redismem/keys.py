@@ -139,3 +139,26 @@ class SubjectKeys:
     def state_totals(self, operation: str, limit_id: str) -> str:
         """A sliding window's running total and entry counter (hash)."""
         return f"{self.state(operation, limit_id)}:n"
+
+
+# Change feed: compaction keeps two indexes beside the log, in the same slot.
+
+
+@dataclass(frozen=True)
+class FeedKeys(NamespaceKeys):
+    """A namespace's keys, with the ones log compaction adds."""
+
+    @property
+    def compaction_index(self) -> str:
+        """Hash: key -> ``"<seq> <stream id>"`` of its event in the compacted prefix."""
+        return f"{PREFIX}:{{{self.namespace}}}:snap"
+
+    @property
+    def tombstones(self) -> str:
+        """Sorted set: deleted keys in the compacted prefix, scored by delete time."""
+        return f"{PREFIX}:{{{self.namespace}}}:tombs"
+
+
+def channel_pattern(pattern: str) -> str:
+    """The pub/sub channel pattern for a namespace glob."""
+    return f"{CHANNEL_PREFIX}{pattern}"

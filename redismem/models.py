@@ -47,3 +47,55 @@ class Page(Generic[T]):
 
     items: list[T]
     next: str | None
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A subscription lost its place in a namespace's log: start again here.
+
+    ``records`` are the namespace's records at the log position ``token``
+    (seq ``seq`` of ``epoch``); live events continue from there. ``reason``
+    says why: a new epoch, compacted history or a gap that could not be filled.
+    """
+
+    namespace: str
+    records: list[Record]
+    epoch: str
+    seq: int
+    reason: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """What ``compact`` did to one namespace's log.
+
+    ``compacted_seq`` is the last event folded into the compacted prefix;
+    ``floor`` the highest seq ever removed (a cursor below it is stale).
+    """
+
+    namespace: str
+    folded: int
+    tombstones_removed: int
+    batches: int
+    compacted_seq: int
+    floor: int
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Size and position of one namespace's change log.
+
+    ``memory`` is bytes as ``MEMORY USAGE`` reports them for every key of the
+    namespace, ``None`` where the server has no MEMORY command.
+    """
+
+    namespace: str
+    epoch: str
+    events: int
+    first_seq: int
+    last_seq: int
+    compacted_seq: int
+    floor: int
+    records: int
+    memory: int | None

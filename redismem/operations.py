@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redismem import replies, scripts
+from redismem.compaction import MANUAL_ONLY, CompactionPolicy
 from redismem.errors import (
     RecordExists,
     RecordNotFound,
     StaleToken,
     VersionConflict,
 )
-from redismem.keys import NAMESPACE_DIRECTORY, NamespaceKeys
+from redismem.keys import NAMESPACE_DIRECTORY, FeedKeys, NamespaceKeys
 from redismem.models import ChangeEvent, Op, Page, Record
 from redismem.scripts import Call
 from redismem.tokens import LogPosition, decode_log_token
@@ -41,11 +42,16 @@ _OK, _VERSION_MISMATCH, _EXISTS, _MISSING = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What a write script reports: the record (None after a delete) and event."""
+    """What a write script reports: the record (None after a delete) and event.
+
+    ``compaction_due`` is set when the namespace's log passed a threshold of
+    the compaction policy the write was sent with.
+    """
 
     record: Record | None
     event: ChangeEvent
     log_started: bool
+    compaction_due: bool = False
 
 
 def write(
@@ -56,13 +62,14 @@ def write(
     mode: WriteMode,
     expect_version: int | None,
     max_value_bytes: int,
+    compaction: CompactionPolicy = MANUAL_ONLY,
 ) -> Call[WriteOutcome]:
     """The call that creates or updates one record (``put.lua``)."""
     check_namespace(namespace)
     check_key(key)
     expected = check_expected_version(expect_version)
     encoded = encode_value(namespace, key, value, max_value_bytes)
-    names = NamespaceKeys(namespace)
+    names = FeedKeys(namespace)
 
     def parse(reply: Any) -> WriteOutcome:
         code = int(reply[0])
@@ -82,18 +89,30 @@ def write(
         event = _event(
             namespace, key, op, version, seq, updated, stored, epoch, stream_id
         )
-        return WriteOutcome(record, event, bool(int(reply[7])))
+        return WriteOutcome(record, event, bool(int(reply[7])), bool(int(reply[8])))
 
     return Call(
         parse,
         script=scripts.load("put"),
-        keys=(names.records, names.index, names.meta, names.log),
-        args=(namespace, key, mode, encoded, expected, names.channel),
+        keys=_write_keys(names),
+        args=(
+            namespace,
+            key,
+            mode,
+            encoded,
+            expected,
+            names.channel,
+            compaction.max_length,
+            compaction.max_age_ms,
+        ),
     )
 
 
 def write_many(
-    writes: Iterable[Write], *, max_value_bytes: int
+    writes: Iterable[Write],
+    *,
+    max_value_bytes: int,
+    compaction: CompactionPolicy = MANUAL_ONLY,
 ) -> list[Call[WriteOutcome]]:
     """The calls for ``put_many``; every write is validated before any is sent."""
     calls = []
@@ -113,19 +132,24 @@ def write_many(
                 mode="put",
                 expect_version=expect_version,
                 max_value_bytes=max_value_bytes,
+                compaction=compaction,
             )
         )
     return calls
 
 
 def delete(
-    namespace: str, key: str, *, expect_version: int | None
+    namespace: str,
+    key: str,
+    *,
+    expect_version: int | None,
+    compaction: CompactionPolicy = MANUAL_ONLY,
 ) -> Call[WriteOutcome | None]:
     """The call that deletes one record (``delete.lua``); None if it was absent."""
     check_namespace(namespace)
     check_key(key)
     expected = check_expected_version(expect_version)
-    names = NamespaceKeys(namespace)
+    names = FeedKeys(namespace)
 
     def parse(reply: Any) -> WriteOutcome | None:
         code = int(reply[0])
@@ -140,13 +164,31 @@ def delete(
         event = _event(
             namespace, key, "delete", version, seq, ts, None, epoch, stream_id
         )
-        return WriteOutcome(None, event, bool(int(reply[6])))
+        return WriteOutcome(None, event, bool(int(reply[6])), bool(int(reply[7])))
 
     return Call(
         parse,
         script=scripts.load("delete"),
-        keys=(names.records, names.index, names.meta, names.log),
-        args=(namespace, key, expected, names.channel),
+        keys=_write_keys(names),
+        args=(
+            namespace,
+            key,
+            expected,
+            names.channel,
+            compaction.max_length,
+            compaction.max_age_ms,
+        ),
+    )
+
+
+def _write_keys(names: FeedKeys) -> tuple[str, ...]:
+    return (
+        names.records,
+        names.index,
+        names.meta,
+        names.log,
+        names.compaction_index,
+        names.tombstones,
     )
 
 
@@ -187,24 +229,61 @@ def list_records(
     )
 
 
+#: Operations a change event can carry.
+OPS: tuple[Op, ...] = ("create", "update", "delete")
+
+#: Most log entries one ``changes`` call examines, so a selective filter
+#: never holds Redis for long; a short page then still carries ``next``.
+SCAN_BUDGET = 10_000
+
+
 def changes(
-    namespace: str, *, after: str | None, limit: int
+    namespace: str,
+    *,
+    after: str | None,
+    limit: int,
+    ops: Iterable[Op] | None = None,
+    key: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    reverse: bool = False,
 ) -> Call[Page[ChangeEvent]]:
-    """The call that reads one page of the change log (``changes.lua``)."""
+    """The call that reads one filtered page of the change log (``changes.lua``).
+
+    ``key`` is an exact key, or a prefix when it ends with ``*``; ``since``
+    and ``until`` bound the event time (Redis ms, inclusive). A page may hold
+    fewer than ``limit`` events and still have a ``next`` when the filter
+    skipped many entries.
+    """
     check_namespace(namespace)
     check_limit(limit)
     position = decode_log_token(after) if after is not None else None
+    op_filter = _op_filter(ops)
+    exact, prefix = _key_filter(key)
+    low, high = _time_range(since, until)
+    if not isinstance(reverse, bool):
+        raise ValueError(f"reverse must be a bool, not {reverse!r}")
     names = NamespaceKeys(namespace)
 
     def parse(reply: Any) -> Page[ChangeEvent]:
-        epoch = replies.text(reply[1])
-        if int(reply[0]) != 0:
+        code, epoch = int(reply[0]), replies.text(reply[1])
+        if code == _STALE_EPOCH:
             assert after is not None  # only a cursor can be stale
             raise StaleToken(namespace, after, epoch, "the log has a new epoch")
+        if code == _COMPACTED:
+            assert after is not None
+            raise StaleToken(
+                namespace,
+                after,
+                epoch,
+                f"events after it were compacted away (up to seq {int(reply[2])})",
+            )
 
         items = [replies.stream_event(namespace, epoch, entry) for entry in reply[2]]
-        more = int(reply[3]) == 1
-        return Page(items, items[-1].token if more else None)
+        if int(reply[3]) == 0:
+            return Page(items, None)
+        cursor = LogPosition(epoch, int(reply[5]), replies.text(reply[4]))
+        return Page(items, cursor.encode())
 
     return Call(
         parse,
@@ -212,9 +291,59 @@ def changes(
         keys=(names.meta, names.log),
         args=(
             position.stream_id if position else "",
-            limit,
+            position.seq if position else "",
             position.epoch if position else "",
+            limit,
+            "desc" if reverse else "asc",
+            op_filter,
+            exact,
+            prefix,
+            low,
+            high,
+            SCAN_BUDGET,
         ),
+    )
+
+
+_STALE_EPOCH, _COMPACTED = 1, 2
+
+
+def _op_filter(ops: Iterable[Op] | None) -> str:
+    """The script argument for an operation filter: ",op,op," or "" for all."""
+    if ops is None:
+        return ""
+    chosen = [ops] if isinstance(ops, str) else list(ops)
+    unknown = [op for op in chosen if op not in OPS]
+    if unknown or not chosen:
+        raise ValueError(f"ops must be a non-empty choice of {OPS}, not {ops!r}")
+    return "," + ",".join(chosen) + ","
+
+
+def _key_filter(key: str | None) -> tuple[str, str]:
+    """The (exact, prefix) script arguments for a key filter."""
+    if key is None:
+        return "", ""
+    if isinstance(key, str) and key.endswith("*"):
+        prefix = key[:-1]
+        if prefix:
+            # A prefix obeys the key rules, except that it may end anywhere.
+            check_key(prefix)
+        return "", prefix
+    return check_key(key), ""
+
+
+def _time_range(since: int | None, until: int | None) -> tuple[str, str]:
+    """The script arguments for an event-time range in ms; "" leaves it open."""
+    for name, bound in (("since", since), ("until", until)):
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int) or bound < 0
+        ):
+            raise ValueError(f"{name} must be a time in ms (int >= 0), not {bound!r}")
+    if since is not None and until is not None and since > until:
+        raise ValueError(f"since ({since}) is after until ({until})")
+    return (
+        "" if since is None else str(since),
+        "" if until is None else str(until),
     )
 
 

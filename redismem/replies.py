@@ -37,11 +37,7 @@ def record(namespace: str, key: str, stored: Any) -> Record:
 def stream_event(namespace: str, epoch: str, entry: Sequence[Any]) -> ChangeEvent:
     """Build a ChangeEvent from one XRANGE/XREAD entry: ``[id, [f, v, ...]]``."""
     stream_id = text(entry[0])
-    flat = entry[1]
-    if isinstance(flat, dict):
-        fields = {text(k): v for k, v in flat.items()}
-    else:
-        fields = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    fields = entry_fields(entry)
 
     seq = int(fields["seq"])
     raw_value = fields.get("value")
@@ -75,3 +71,16 @@ def published_event(message: Any) -> ChangeEvent:
         id=fields["id"],
         token=LogPosition(epoch, fields["seq"], fields["id"]).encode(),
     )
+
+
+def entry_fields(entry: Sequence[Any]) -> dict[str, Any]:
+    """The fields of one XRANGE entry ``[id, [f, v, ...]]`` as a dict."""
+    flat = entry[1]
+    if isinstance(flat, dict):
+        return {text(k): v for k, v in flat.items()}
+    return {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def json_value(raw: Any) -> Any:
+    """Decode a JSON value stored or published by a script."""
+    return json.loads(raw)

@@ -169,7 +169,7 @@ def test_changes_follow_prints_events_written_later(
     store.put("followed", "k", 0)
     follower = subprocess.Popen(
         [sys.executable, "-m", "redismem", "--url", redis_url, "changes", "followed",
-         "--follow"],
+         "--follow", "--from", "earliest"],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip

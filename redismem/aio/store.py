@@ -6,17 +6,25 @@ import builtins
 from collections.abc import Iterable
 from typing import Any
 
-from redismem import operations
+from redismem import compaction, operations
 from redismem.aio.execution import run, run_pipelined
+from redismem.aio.subscription import Subscription
+from redismem.compaction import DEFAULT_POLICY, CompactionPolicy, Replayer
 from redismem.errors import PreconditionFailed
 from redismem.keys import NAMESPACE_DIRECTORY
-from redismem.models import ChangeEvent, Page, Record
+from redismem.merge import check_pattern
+from redismem.models import (
+    ChangeEvent,
+    CompactionReport,
+    LogStats,
+    Op,
+    Page,
+    Record,
+)
 from redismem.operations import Write, WriteOutcome
 from redismem.replies import text
+from redismem.scripts import Call
 from redismem.validation import DEFAULT_MAX_VALUE_BYTES
-
-#: What put_many returns: per write, its Record or the refusal.
-WriteResults = list[Record | PreconditionFailed]
 
 
 class MemoryStore:
@@ -25,11 +33,20 @@ class MemoryStore:
     ``client`` is a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``. Each
     write is one Lua script call that checks its precondition, writes the
     record, appends a change event to the namespace's stream and publishes it.
+    ``compaction`` says when writes trigger automatic log compaction
+    (``compaction.MANUAL_ONLY`` turns it off).
     """
 
-    def __init__(self, client: Any, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES):
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        compaction: CompactionPolicy = DEFAULT_POLICY,
+    ):
         self.client = client
         self.max_value_bytes = max_value_bytes
+        self.compaction = compaction
 
     async def put(
         self, namespace: str, key: str, value: Any, *, expect_version: int | None = None
@@ -55,11 +72,13 @@ class MemoryStore:
         self, namespace: str, key: str, *, expect_version: int | None = None
     ) -> bool:
         """Delete a record; False (and no event) if it did not exist."""
-        call = operations.delete(namespace, key, expect_version=expect_version)
+        call = operations.delete(
+            namespace, key, expect_version=expect_version, compaction=self.compaction
+        )
         outcome = await run(self.client, call)
         if outcome is None:
             return False
-        await self._note_log_started(outcome)
+        await self._after_write(outcome)
         return True
 
     async def list(
@@ -71,19 +90,97 @@ class MemoryStore:
         )
 
     async def changes(
-        self, namespace: str, *, after: str | None = None, limit: int = 100
+        self,
+        namespace: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        ops: Iterable[Op] | None = None,
+        key: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        reverse: bool = False,
     ) -> Page[ChangeEvent]:
-        """One page of the change log, oldest first, after the token ``after``."""
-        return await run(
-            self.client, operations.changes(namespace, after=after, limit=limit)
+        """One page of the change log; pass ``page.next`` as ``after``.
+
+        Filters: ``ops`` (operations to keep), ``key`` (exact, or a prefix
+        ending in ``*``), ``since``/``until`` (Redis time in ms, inclusive).
+        Oldest first, or newest first with ``reverse``. Without ``after`` the
+        page starts after the compacted prefix (see ``replay``). Raises
+        StaleToken if ``after`` is from another epoch or events after it were
+        compacted away.
+        """
+        call = operations.changes(
+            namespace,
+            after=after,
+            limit=limit,
+            ops=ops,
+            key=key,
+            since=since,
+            until=until,
+            reverse=reverse,
         )
+        return await run(self.client, call)
+
+    async def subscribe(
+        self, *patterns: str, resume: str | None = None, start: str = "now"
+    ) -> Subscription:
+        """Follow the change feeds of namespaces matching ``patterns``.
+
+        As ``redismem.MemoryStore.subscribe``; the subscription is connected
+        when this returns (so ``start="now"`` means then), and is an async
+        iterator and async context manager: ``async with await
+        store.subscribe(...) as feed: async for item in feed: ...``.
+        """
+        subscription = Subscription(self.client, patterns, resume=resume, start=start)
+        await subscription.start()
+        return subscription
+
+    async def replay(
+        self, namespace: str, *, until: str | int | None = None
+    ) -> dict[str, Record]:
+        """Rebuild the namespace's records (key -> Record) from its log.
+
+        ``until`` is a change-log token (the records just after that event),
+        a Redis time in ms, or None for the head. Raises HistoryCompacted for
+        a point before the compacted prefix.
+        """
+        replayer = Replayer(namespace, until)
+        while (call := replayer.next_call()) is not None:
+            replayer.on_page(await run(self.client, call))
+        return replayer.records
+
+    async def compact(self, namespace: str) -> CompactionReport:
+        """Compact the whole log now, batch by batch; each batch is atomic."""
+        call = compaction.compact_batch(namespace, self.compaction, everything=True)
+        folded = removed = batches = 0
+        while True:
+            outcome = await run(self.client, call)
+            folded += outcome.folded
+            removed += outcome.tombstones_removed
+            batches += 1
+            if not outcome.pending:
+                break
+        return CompactionReport(
+            namespace, folded, removed, batches, outcome.compacted_seq, outcome.floor
+        )
+
+    async def stats(self, pattern: str = "*") -> builtins.list[LogStats]:
+        """Size and position of the log of every namespace matching ``pattern``."""
+        check_pattern(pattern)
+        calls = [
+            compaction.stats(namespace) for namespace in await self.namespaces(pattern)
+        ]
+        return await run_pipelined(self.client, calls) if calls else []
 
     async def namespaces(self, pattern: str = "*") -> builtins.list[str]:
         """Every namespace with a change log whose name matches the glob."""
         names = self.client.sscan_iter(NAMESPACE_DIRECTORY, match=pattern)
         return sorted({text(name) async for name in names})
 
-    async def put_many(self, writes: Iterable[Write]) -> WriteResults:
+    async def put_many(
+        self, writes: Iterable[Write]
+    ) -> builtins.list[Record | PreconditionFailed]:
         """Send many puts in one round trip; each is atomic on its own.
 
         ``writes`` holds ``(namespace, key, value)`` or
@@ -91,18 +188,21 @@ class MemoryStore:
         before anything is sent. The result has, per write, its Record or the
         PreconditionFailed that refused it.
         """
-        calls = operations.write_many(writes, max_value_bytes=self.max_value_bytes)
+        calls = operations.write_many(
+            writes, max_value_bytes=self.max_value_bytes, compaction=self.compaction
+        )
         results = await run_pipelined(self.client, calls)
-
-        written: WriteResults = []
+        outcomes: builtins.list[Record | PreconditionFailed] = []
         for result in results:
             if isinstance(result, WriteOutcome):
-                await self._note_log_started(result)
                 assert result.record is not None
-                written.append(result.record)
+                outcomes.append(result.record)
             else:
-                written.append(result)
-        return written
+                outcomes.append(result)
+        await self._after_write(
+            *(result for result in results if isinstance(result, WriteOutcome))
+        )
+        return outcomes
 
     async def _write(
         self,
@@ -119,16 +219,29 @@ class MemoryStore:
             mode=mode,
             expect_version=expect_version,
             max_value_bytes=self.max_value_bytes,
+            compaction=self.compaction,
         )
         outcome = await run(self.client, call)
-        await self._note_log_started(outcome)
+        await self._after_write(outcome)
         assert outcome.record is not None
         return outcome.record
 
-    async def _note_log_started(self, outcome: WriteOutcome) -> None:
+    async def _after_write(self, *outcomes: WriteOutcome) -> None:
         # The directory spans slots, so it is written after the atomic write;
         # SADD is idempotent, and only a write that began a log pays for it.
-        if outcome.log_started:
-            await run(
-                self.client, operations.register_namespace(outcome.event.namespace)
-            )
+        started = {o.event.namespace for o in outcomes if o.log_started}
+        # A write that found the log past a threshold compacts one batch (one
+        # per namespace for many writes): the cost is spread over writes, and
+        # each batch is atomic on its own.
+        due = {o.event.namespace for o in outcomes if o.compaction_due}
+        calls: builtins.list[Call[Any]] = [
+            operations.register_namespace(ns) for ns in sorted(started)
+        ]
+        calls += [
+            compaction.compact_batch(ns, self.compaction, everything=False)
+            for ns in sorted(due)
+        ]
+        if len(calls) == 1:
+            await run(self.client, calls[0])
+        elif calls:
+            await run_pipelined(self.client, calls)

@@ -1,4 +1,4 @@
-"""CLI commands on records: put, get, delete, list, changes and scripts."""
+"""CLI commands on records: put, get, delete, list and scripts."""
 
 from __future__ import annotations
 
@@ -18,11 +18,7 @@ from redismem.cli.app import (
     main,
     pass_context,
 )
-from redismem.keys import NamespaceKeys
 from redismem.store import MemoryStore
-
-#: How long ``changes --follow`` blocks on the stream before checking again.
-FOLLOW_BLOCK_MS = 1000
 
 
 @main.command()
@@ -104,30 +100,6 @@ def list_records(
             after = page.next
 
 
-@main.command()
-@click.argument("namespace")
-@click.option("--after", help="Start after this token (from an event's token).")
-@click.option("--follow", is_flag=True, help="Keep printing new events as they come.")
-@pass_context
-def changes(ctx: Context, namespace: str, after: str | None, follow: bool) -> None:
-    """Print NAMESPACE's change events, oldest first, one per line."""
-    with errors_as_exit_codes():
-        store = MemoryStore(ctx.client)
-        while True:
-            page = store.changes(namespace, after=after, limit=100)
-            for event in page.items:
-                emit(event)
-            if page.items:
-                after = page.items[-1].token
-            if page.next is not None:
-                continue
-            if not follow:
-                return
-            _wait_for_more(
-                ctx.client, namespace, page.items[-1].id if page.items else None
-            )
-
-
 @main.command(name="scripts")
 def list_scripts() -> None:
     """Print every Lua script: its name, SHA1, file and a redis-cli example."""
@@ -140,13 +112,6 @@ def list_scripts() -> None:
                 "example": script.example,
             }
         )
-
-
-def _wait_for_more(client: Any, namespace: str, last_id: str | None) -> None:
-    # XREAD BLOCK returns as soon as the log grows (or after the timeout);
-    # the next page is then read through the script, which checks the epoch.
-    log = NamespaceKeys(namespace).log
-    client.xread({log: last_id or "0-0"}, count=1, block=FOLLOW_BLOCK_MS)
 
 
 def _parse_json(text: str) -> Any:
