@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from redismem import replies, scripts
@@ -42,14 +43,15 @@ _OK, _VERSION_MISMATCH, _EXISTS, _MISSING = 0, 1, 2, 3
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What a write script reports: the record (None after a delete) and event.
+    """What a write script reports: the record (None after a delete).
 
-    ``compaction_due`` is set when the namespace's log passed a threshold of
-    the compaction policy the write was sent with.
+    ``log_started`` is set when the write began a new log epoch, and
+    ``compaction_due`` when the namespace's log passed a threshold of the
+    compaction policy the write was sent with.
     """
 
+    namespace: str
     record: Record | None
-    event: ChangeEvent
     log_started: bool
     compaction_due: bool = False
 
@@ -80,16 +82,12 @@ def write(
         if code == _MISSING:
             raise RecordNotFound(namespace, key)
 
-        version, created, updated, seq = (int(x) for x in reply[1:5])
-        stream_id, epoch = replies.text(reply[5]), replies.text(reply[6])
         # The stored JSON, decoded, so put() returns what get() would.
         stored = json.loads(encoded)
-        record = Record(namespace, key, stored, version, created, updated)
-        op: Op = "create" if version == 1 else "update"
-        event = _event(
-            namespace, key, op, version, seq, updated, stored, epoch, stream_id
+        record = Record(
+            namespace, key, stored, int(reply[1]), int(reply[2]), int(reply[3])
         )
-        return WriteOutcome(record, event, bool(int(reply[7])), bool(int(reply[8])))
+        return WriteOutcome(namespace, record, reply[7] == 1, reply[8] == 1)
 
     return Call(
         parse,
@@ -158,13 +156,7 @@ def delete(
         if code == _MISSING:
             return None
 
-        version, seq = int(reply[1]), int(reply[2])
-        stream_id, epoch = replies.text(reply[3]), replies.text(reply[4])
-        ts = int(reply[5])
-        event = _event(
-            namespace, key, "delete", version, seq, ts, None, epoch, stream_id
-        )
-        return WriteOutcome(None, event, bool(int(reply[6])), bool(int(reply[7])))
+        return WriteOutcome(namespace, None, reply[6] == 1, reply[7] == 1)
 
     return Call(
         parse,
@@ -181,7 +173,9 @@ def delete(
     )
 
 
+@lru_cache(maxsize=4096)
 def _write_keys(names: FeedKeys) -> tuple[str, ...]:
+    # Cached: every write of a namespace sends the same six names.
     return (
         names.records,
         names.index,
@@ -350,20 +344,3 @@ def _time_range(since: int | None, until: int | None) -> tuple[str, str]:
 def register_namespace(namespace: str) -> Call[None]:
     """The call that adds a namespace to the directory (idempotent)."""
     return Call(lambda reply: None, command=("SADD", NAMESPACE_DIRECTORY, namespace))
-
-
-def _event(
-    namespace: str,
-    key: str,
-    op: Op,
-    version: int,
-    seq: int,
-    ts: int,
-    value: Any,
-    epoch: str,
-    stream_id: str,
-) -> ChangeEvent:
-    token = LogPosition(epoch, seq, stream_id).encode()
-    return ChangeEvent(
-        namespace, key, op, version, seq, ts, value, epoch, stream_id, token
-    )

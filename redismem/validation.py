@@ -58,12 +58,14 @@ def check_key(key: object) -> str:
     return key
 
 
+#: Made once: json.dumps() with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_value(namespace: str, key: str, value: Any, max_bytes: int) -> str:
     """Serialise ``value`` to compact JSON, refusing what JSON cannot carry."""
     try:
-        text = json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidValue(namespace, key, f"not JSON-serialisable: {exc}") from None
 

@@ -229,11 +229,11 @@ class MemoryStore:
     async def _after_write(self, *outcomes: WriteOutcome) -> None:
         # The directory spans slots, so it is written after the atomic write;
         # SADD is idempotent, and only a write that began a log pays for it.
-        started = {o.event.namespace for o in outcomes if o.log_started}
+        started = {o.namespace for o in outcomes if o.log_started}
         # A write that found the log past a threshold compacts one batch (one
         # per namespace for many writes): the cost is spread over writes, and
         # each batch is atomic on its own.
-        due = {o.event.namespace for o in outcomes if o.compaction_due}
+        due = {o.namespace for o in outcomes if o.compaction_due}
         calls: builtins.list[Call[Any]] = [
             operations.register_namespace(ns) for ns in sorted(started)
         ]
