@@ -60,7 +60,7 @@ local function remove(folded)
     end
 end
 
-local folded, pending = 0, 0
+local folded, pending, tail = 0, 0, nil
 local entries = redis.call('XRANGE', log, '(' .. cid, '+', 'COUNT', batch)
 for _, entry in ipairs(entries) do
     local id, fields = entry[1], entry[2]
@@ -68,6 +68,7 @@ for _, entry in ipairs(entries) do
     local ms = tonumber(string.match(id, '^(%d+)-'))
     local aged = max_age > 0 and ms < now - max_age
     if seq > head - keep and not aged then
+        tail = id
         break
     end
 
@@ -105,6 +106,15 @@ if #expired == batch then
 end
 
 if folded > 0 or #expired > 0 then
+    if folded > 0 and not tail then
+        -- The batch ended at its size or at the log's end: the first event
+        -- left unfolded (if any) is the next one.
+        local next_entry = redis.call('XRANGE', log, '(' .. cid, '+', 'COUNT', 1)[1]
+        tail = next_entry and next_entry[1] or ''
+    end
+    if tail then
+        redis.call('HSET', meta, 'tail', tail)
+    end
     redis.call('HSET', meta, 'cseq', cseq, 'cid', cid, 'floor', floor)
     redis.call('HINCRBY', meta, 'runs', 1)
 end

@@ -53,7 +53,7 @@ local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 version = version + 1
 
-local state = redis.call('HMGET', meta, 'epoch', 'last', 'cseq', 'cid')
+local state = redis.call('HMGET', meta, 'epoch', 'last', 'cseq', 'cid', 'tail')
 local epoch, last = state[1], state[2]
 local log_started = 0
 if not epoch then
@@ -64,7 +64,7 @@ if not epoch then
     end
     redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'floor', 0, 'cseq', 0,
         'cid', '0-0', 'runs', 0)
-    state = {epoch, false, '0', '0-0'}
+    state = {epoch, false, '0', '0-0', false}
     log_started = 1
 elseif last then
     local last_ms = tonumber(string.match(last, '^(%d+)-'))
@@ -80,7 +80,13 @@ redis.call('ZREM', index, key)
 
 local id = redis.call('XADD', log, now .. '-*', 'key', key, 'op', 'delete',
     'version', version, 'seq', seq, 'ts', now)
-redis.call('HSET', meta, 'last', id)
+-- "tail" is the first event compaction has not folded yet: its age is what
+-- the age threshold looks at, kept here so no write has to read the log.
+if seq - tonumber(state[3] or 0) == 1 then
+    redis.call('HSET', meta, 'last', id, 'tail', id)
+else
+    redis.call('HSET', meta, 'last', id)
+end
 
 redis.call('PUBLISH', channel, '{"ns":"' .. namespace .. '","key":"' .. key
     .. '","op":"delete","version":' .. version .. ',"seq":' .. seq
@@ -93,9 +99,14 @@ local uncompacted = seq - tonumber(state[3] or 0)
 if max_length > 0 and uncompacted > max_length then
     due = 1
 elseif max_age > 0 and uncompacted > 1 then
-    local oldest = redis.call('XRANGE', log, '(' .. (state[4] or '0-0'), '+',
-        'COUNT', 1)[1]
-    local oldest_ms = oldest and tonumber(string.match(oldest[1], '^(%d+)-'))
+    local tail = state[5]
+    if not tail then
+        -- A log from before "tail" was kept: find the first unfolded event.
+        local oldest = redis.call('XRANGE', log, '(' .. (state[4] or '0-0'), '+',
+            'COUNT', 1)[1]
+        tail = oldest and oldest[1]
+    end
+    local oldest_ms = tail and tonumber(string.match(tail, '^(%d+)-'))
     if oldest_ms and oldest_ms < now_ms - max_age then
         due = 1
     end

@@ -87,6 +87,26 @@ def test_automatic_compaction_folds_events_older_than_the_age_threshold(
     assert store.stats("aging")[0].compacted_seq == 5
 
 
+def test_the_age_threshold_holds_again_for_events_written_after_a_compaction(
+    client: Any,
+) -> None:
+    store = MemoryStore(client, compaction=CompactionPolicy(max_age_ms=50))
+    for i in range(3):
+        store.put("aging", "k", i)
+    time.sleep(0.1)  # past the threshold (Redis time moves on)
+    store.put("aging", "k", 3)
+    assert store.stats("aging")[0].compacted_seq == 3
+
+    for i in range(4, 7):
+        store.put("aging", "k", i)
+    assert store.stats("aging")[0].compacted_seq == 3  # nothing old enough yet
+    time.sleep(0.1)
+    store.put("aging", "k", 7)
+
+    assert store.stats("aging")[0].compacted_seq == 7
+    assert store.replay("aging")["k"].value == 7
+
+
 def test_changes_from_the_start_skip_the_compacted_prefix(client: Any) -> None:
     store = MemoryStore(client, compaction=MANUAL_ONLY)
     for i in range(4):
