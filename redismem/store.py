@@ -218,7 +218,8 @@ class MemoryStore:
             compaction=self.compaction,
         )
         outcome = run(self.client, call)
-        self._after_write(outcome)
+        if outcome.log_started or outcome.compaction_due:
+            self._after_write(outcome)
         assert outcome.record is not None
         return outcome.record
 

@@ -222,7 +222,8 @@ class MemoryStore:
             compaction=self.compaction,
         )
         outcome = await run(self.client, call)
-        await self._after_write(outcome)
+        if outcome.log_started or outcome.compaction_due:
+            await self._after_write(outcome)
         assert outcome.record is not None
         return outcome.record
 
