@@ -12,9 +12,12 @@ from tests.servers import RedisServer
 ROOT = Path(__file__).resolve().parent.parent
 
 SMOKE = """
-import sys, redismem
+import importlib, pkgutil, sys, redismem
 from redismem.connection import connect
 assert "site-packages" in redismem.__file__, redismem.__file__
+for module in pkgutil.walk_packages(redismem.__path__, "redismem."):
+    if module.name != "redismem.__main__":
+        importlib.import_module(module.name)
 store = redismem.MemoryStore(connect(sys.argv[1]))
 store.put("wheel", "k", {"ok": True})
 print(store.get("wheel", "k").value["ok"], store.changes("wheel").items[0].op)
@@ -54,3 +57,14 @@ def test_the_wheel_installs_in_a_fresh_venv_and_puts_and_gets(
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "create"]
+
+    # The console script, as the README's first command runs it.
+    demo = subprocess.run(
+        [str(venv / "bin" / "redismem"), "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "embedded mode" in demo.stdout
