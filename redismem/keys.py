@@ -55,3 +55,10 @@ class NamespaceKeys:
 def channel_namespace(channel: str) -> str:
     """Return the namespace a change channel belongs to."""
     return channel[len(CHANNEL_PREFIX) :]
+
+
+# Realtime server ------------------------------------------------------------
+
+#: Pub/sub channel each server process keeps subscribed, so its link to Redis
+#: stays in subscribed mode (and answers PINGs) even with no client listening.
+SERVER_CHANNEL = f"{PREFIX}:server"

@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from redismem.cli.app import main
 from redismem.cli import records  # noqa: F401  (registers its commands)
+from redismem.cli import serve  # noqa: F401  (registers its commands)
 
 __all__ = ["main"]
