@@ -272,6 +272,12 @@ class SseStream(Connection):
         self.queued += len(chunk)
         self.wakeup.set()
 
+    def send_raw(self, chunk: bytes) -> None:
+        """Queue bytes as they are (a ``retry:`` line)."""
+        self.chunks.append(chunk)
+        self.queued += len(chunk)
+        self.wakeup.set()
+
     def take(self) -> bytes:
         """Everything queued, as one body chunk."""
         body = b"".join(self.chunks)

@@ -128,16 +128,12 @@ async def _stream(
             ],
         }
     )
-    await send(
-        {
-            "type": "http.response.body",
-            "body": f"retry: {state.config.sse_retry_ms}\n\n".encode(),
-            "more_body": True,
-        }
-    )
 
     stream = SseStream(principal, address, state.config.max_send_buffer)
     stream.on_evict = lambda conn: _evicted(state, send, conn)
+    # The advice opens the first message block (the acknowledgement), so no
+    # client sees a message without data.
+    stream.send_raw(f"retry: {state.config.sse_retry_ms}\n".encode())
     hub.connections.add(stream)
     state.metrics.connections.labels("sse").inc()
     loop = asyncio.get_running_loop()

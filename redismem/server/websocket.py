@@ -87,7 +87,7 @@ def _connection(
     conn: Connection
     limit = state.config.max_send_buffer
     if UvicornWebSocket.supports(send):
-        conn = UvicornWebSocket(principal, address, limit, send.__self__)
+        conn = UvicornWebSocket(principal, address, limit, getattr(send, "__self__"))  # noqa: B009
     else:
         conn = QueuedWebSocket(principal, address, limit, send)
     conn.on_evict = state.on_evict
