@@ -129,6 +129,7 @@ def realtime(
         "--max-message-bytes", "2048",
         "--heartbeat", "0.5",
         "--heartbeat-timeout", "0.5",
+        "--max-send-buffer", "65536",
     )  # fmt: skip
     server.start()
     yield server

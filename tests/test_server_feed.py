@@ -98,7 +98,7 @@ async def test_resuming_from_a_token_replays_missed_events_without_gaps_or_dupli
     assert [e["seq"] for e in replayed + live] == [3, 4, 5, 6]
 
 
-async def test_a_token_from_another_epoch_gets_a_reset_with_the_records_then_live_events(
+async def test_a_token_of_another_epoch_gets_a_reset_with_the_records_then_live_events(
     realtime: ServerProcess, realtime_store: MemoryStore
 ) -> None:
     realtime_store.put("notes", "old", 1)

@@ -142,6 +142,10 @@ async def _command(
         return
 
     pattern = command.pattern
+    if pattern.text in conn.patterns:
+        raise ProtocolError(
+            protocol.ALREADY_SUBSCRIBED, "already subscribed", pattern.text
+        )
     if len(conn.patterns) >= state.config.max_subscriptions:
         raise ProtocolError(
             protocol.TOO_MANY_SUBSCRIPTIONS,
