@@ -1,0 +1,442 @@
+"""Realtime server throughput, latency and memory, against a broadcast() relay.
+
+One server process; the load generator (raw-socket clients that only count
+frames and time a sample of them) and the writer run in processes of their
+own. For each scenario: N clients subscribe to one namespace, the writer
+puts records at a fixed rate through the same Lua scripts, and we report
+deliveries per second, p50/p99 write-to-client latency, and the server's
+resident memory per idle connection. The baseline, measured in the same
+run, is ``ws_relay_baseline.py``: raw Redis pub/sub through websockets'
+``broadcast()``.
+
+Usage: python benchmarks/bench_server.py [--seconds 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from redismem import MemoryStore  # noqa: E402
+from redismem.connection import connect  # noqa: E402
+from tests.servers import RedisServer, free_port  # noqa: E402
+
+NAMESPACE = "bench"
+CHANNEL = f"rm:ch:{NAMESPACE}"
+SAMPLED_CLIENTS = 20  # clients that decode every frame to time it
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# The load generator -------------------------------------------------------
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client-to-server text frame (clients must mask, RFC 6455 5.3)."""
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    return bytes((0x81, 0x80 | len(payload))) + mask + body
+
+
+class Client(asyncio.Protocol):
+    """A WebSocket or SSE client that counts event frames as they arrive."""
+
+    def __init__(
+        self, kind: str, request: bytes, subscribe: bytes | None, sampled: bool
+    ) -> None:
+        self.kind = kind
+        self.request = request
+        self.subscribe = subscribe
+        self.sampled = sampled
+        self.buffer = b""
+        self.upgraded = False
+        self.ready = asyncio.get_running_loop().create_future()
+        self.events = 0
+        self.latencies: list[float] = []
+        self.first = self.last = 0.0
+        self.tail = b""
+        self.closed_by_server = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded:
+            self.buffer += data
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.upgraded = True
+            data, self.buffer = self.buffer[end + 4 :], b""
+            if self.subscribe is not None:
+                self.transport.write(masked_text_frame(self.subscribe))
+            else:
+                self.ready.set_result(None)
+        if self.kind == "ws":
+            self._ws(data)
+        else:
+            self._sse(data)
+
+    def _ws(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        offset, size = 0, len(buffer)
+        while size - offset >= 2:
+            length = buffer[offset + 1] & 0x7F
+            start = offset + 2
+            if length == 126:
+                if size - offset < 4:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+                start = offset + 4
+            elif length == 127:
+                if size - offset < 10:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
+                start = offset + 10
+            if size < start + length:
+                break
+            if buffer[offset] == 0x81:
+                self._frame(buffer, start, start + length)
+            elif buffer[offset] == 0x88:
+                self.closed_by_server = True
+            offset = start + length
+        self.buffer = buffer[offset:]
+
+    def _frame(self, buffer: bytes, start: int, end: int) -> None:
+        if buffer.startswith(b'{"type":"subscribed"', start):
+            if not self.ready.done():
+                self.ready.set_result(None)
+            return
+        self._event(buffer, start, end)
+
+    def _event(self, buffer: bytes, start: int, end: int) -> None:
+        now = time.time()
+        self.events += 1
+        if not self.first:
+            self.first = now
+        self.last = now
+        if self.sampled:
+            frame = json.loads(buffer[start:end])
+            self.latencies.append(now - frame["value"]["t"])
+
+    def _sse(self, data: bytes) -> None:
+        buffer = self.tail + data
+        if not self.ready.done() and b"event: subscribed" in buffer:
+            self.ready.set_result(None)
+        marker = b"data: {"
+        position = buffer.find(marker)
+        while position >= 0:
+            end = buffer.find(b"\n", position)
+            if end < 0:
+                break
+            if buffer[position + 6 : position + 21] == b'{"type":"event"':
+                self._event(buffer, position + 6, end)
+            position = buffer.find(marker, end)
+        keep = position if position >= 0 else max(0, len(buffer) - 8)
+        self.tail = buffer[keep:]
+
+
+def ws_request(port: int, path: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+async def load(kind: str, port: int, count: int, subscribe: bool, conn: Any) -> None:
+    loop = asyncio.get_running_loop()
+    subscribe_frame = json.dumps({"type": "subscribe", "pattern": NAMESPACE}).encode()
+    clients: list[Client] = []
+    for i in range(count):
+        if kind == "ws":
+            request = ws_request(port, "/ws")
+            factory = Client(
+                kind,
+                request,
+                subscribe_frame if subscribe else None,
+                i < SAMPLED_CLIENTS,
+            )
+        else:
+            request = (
+                f"GET /sse?pattern={NAMESPACE} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            factory = Client(kind, request, None, i < SAMPLED_CLIENTS)
+        await loop.create_connection(lambda f=factory: f, "127.0.0.1", port)
+        clients.append(factory)
+        if i % 200 == 199:
+            await asyncio.gather(*(c.ready for c in clients))
+    await asyncio.wait_for(asyncio.gather(*(c.ready for c in clients)), 60)
+    conn.send("ready")
+
+    await loop.run_in_executor(None, conn.recv)  # "stop"
+    events = sum(c.events for c in clients)
+    first = min((c.first for c in clients if c.first), default=0.0)
+    last = max((c.last for c in clients), default=0.0)
+    latencies = [x for c in clients for x in c.latencies]
+    closed = sum(1 for c in clients if c.closed_by_server)
+    conn.send(
+        {
+            "events": events,
+            "first": first,
+            "last": last,
+            "latencies": latencies,
+            "closed": closed,
+        }
+    )
+    for client in clients:
+        client.transport.close()
+
+
+def load_process(kind: str, port: int, count: int, subscribe: bool, conn: Any) -> None:
+    raise_fd_limit()
+    run(load(kind, port, count, subscribe, conn))
+
+
+def run(main: Any) -> None:
+    """Run on uvloop when it is installed (it is for the server too)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+# The writer -----------------------------------------------------------------
+
+
+def writer_process(url: str, rate: int, seconds: float) -> None:
+    store = MemoryStore(connect(url))
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    deadline = time.monotonic() + seconds
+    next_tick = time.monotonic()
+    i = 0
+    while time.monotonic() < deadline:
+        store.put_many(
+            [
+                (NAMESPACE, f"k{(i + j) % 100}", {"t": time.time(), "pad": "x" * 64})
+                for j in range(per_tick)
+            ]
+        )
+        i += per_tick
+        next_tick += tick
+        pause = next_tick - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+# Scenarios ------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    connections: int
+    offered: int
+    delivered_per_s: float
+    p50_ms: float
+    p99_ms: float
+    kb_per_idle_connection: float
+    evicted: int
+
+
+def run_scenario(
+    name: str,
+    server_args: list[str],
+    kind: str,
+    subscribe: bool,
+    redis_url: str,
+    connections: int,
+    rate: int,
+    seconds: float,
+    port: int,
+) -> Result:
+    server = subprocess.Popen(
+        server_args,
+        preexec_fn=raise_fd_limit,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        time.sleep(0.5)
+        base_rss = rss_kb(server.pid)
+
+        parent, child = multiprocessing.Pipe()
+        loader = multiprocessing.Process(
+            target=load_process, args=(kind, port, connections, subscribe, child)
+        )
+        loader.start()
+        assert parent.poll(120), "clients did not connect"
+        parent.recv()
+        time.sleep(1.0)
+        idle_rss = rss_kb(server.pid)
+
+        writer = multiprocessing.Process(
+            target=writer_process, args=(redis_url, rate, seconds)
+        )
+        writer.start()
+        writer.join()
+        time.sleep(1.0)
+        parent.send("stop")
+        report = parent.recv()
+        loader.join(30)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    span = max(1e-9, report["last"] - report["first"])
+    latencies = sorted(report["latencies"]) or [float("nan")]
+    return Result(
+        name,
+        connections,
+        rate * connections,
+        report["events"] / span,
+        statistics.median(latencies) * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        (idle_rss - base_rss) / connections,
+        report["closed"],
+    )
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def redismem_args(redis_url: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-c", "from redismem.cli import main; main()",
+        "--url", redis_url, "serve", "--no-auth", "--port", str(port),
+        "--max-connections", "20000", "--max-connections-per-subject", "20000",
+        "--max-connections-per-address", "20000", "--heartbeat", "30",
+    ]  # fmt: skip
+
+
+def baseline_args(redis_url: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "benchmarks" / "ws_relay_baseline.py"),
+        str(port),
+        redis_url,
+        CHANNEL,
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--quick", action="store_true", help="1,000 connections only")
+    options = parser.parse_args()
+    raise_fd_limit()
+
+    directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-server-{os.getpid()}"
+    redis = RedisServer(directory)
+    redis.start()
+    try:
+        plans = [(1000, 150), (5000, 30)] if not options.quick else [(1000, 150)]
+        results = []
+        for connections, rate in plans:
+            for name, args, subscribe in (
+                ("baseline ws broadcast()", baseline_args, False),
+                ("redismem ws", redismem_args, True),
+            ):
+                port = free_port()
+                results.append(
+                    run_scenario(
+                        name,
+                        args(redis.url, port),
+                        "ws",
+                        subscribe,
+                        redis.url,
+                        connections,
+                        rate,
+                        options.seconds,
+                        port,
+                    )
+                )
+                print_result(results[-1])
+        port = free_port()
+        results.append(
+            run_scenario(
+                "redismem sse",
+                redismem_args(redis.url, port),
+                "sse",
+                False,
+                redis.url,
+                1000,
+                100,
+                options.seconds,
+                port,
+            )
+        )
+        print_result(results[-1])
+        print_ratios(results)
+    finally:
+        redis.kill()
+
+
+def print_result(result: Result) -> None:
+    print(
+        f"{result.name:<26} {result.connections:>5} conns  offered {result.offered:>7}/s  "
+        f"delivered {result.delivered_per_s:>9.0f}/s  p50 {result.p50_ms:6.1f} ms  "
+        f"p99 {result.p99_ms:7.1f} ms  {result.kb_per_idle_connection:5.1f} KB/idle conn"
+        f"  evicted {result.evicted}",
+        flush=True,
+    )
+
+
+def print_ratios(results: list[Result]) -> None:
+    by_key = {(r.name, r.connections): r for r in results}
+    for connections in sorted({r.connections for r in results}):
+        base = by_key.get(("baseline ws broadcast()", connections))
+        ours = by_key.get(("redismem ws", connections))
+        if base and ours:
+            print(
+                f"{connections} conns: redismem/baseline deliveries = "
+                f"{ours.delivered_per_s / base.delivered_per_s:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
