@@ -135,14 +135,14 @@ class ServerProcess:
 class ThreadedServer:
     """A RealtimeApp on uvicorn in a background thread, with a real socket."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
         import uvicorn
 
         from redismem.server.shutdown import uvicorn_config
 
         self.port = free_port()
         self.server = uvicorn.Server(
-            uvicorn_config(app, "127.0.0.1", self.port, log_level="warning")
+            uvicorn_config(app, "127.0.0.1", self.port, log_level="warning", **options)
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
 

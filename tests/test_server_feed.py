@@ -233,3 +233,31 @@ def test_sse_stream_opens_with_retry_advice_and_sends_keep_alives(
 
     assert text.startswith("retry: ")
     assert "event: subscribed" in text
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # uvicorn's legacy ws
+async def test_under_another_websocket_implementation_events_flow_through_a_queue(
+    realtime_redis: Any, realtime_store: MemoryStore
+) -> None:
+    from redismem.server import ServerConfig, create_app
+    from redismem.server.auth import AuthConfig
+    from tests.realtime import SECRET, ThreadedServer
+
+    app = create_app(
+        ServerConfig(url=realtime_redis.url, auth=AuthConfig(jwt_secret=SECRET))
+    )
+    server = ThreadedServer(app, ws="websockets").start()  # not the sans-I/O one
+    try:
+        realtime_store.put("q", "a", 1)
+        first = realtime_store.changes("q").items[0].token
+        realtime_store.put("q", "b", 2)
+        async with websockets.connect(server.ws, additional_headers=headers()) as ws:
+            ack = await subscribe(ws, "q", first)
+            replayed = await events(ws, 1)
+            realtime_store.put("q", "c", 3)
+            live = await events(ws, 1)
+    finally:
+        server.stop()
+
+    assert ack["recovered"] is True
+    assert [e["seq"] for e in replayed + live] == [2, 3]

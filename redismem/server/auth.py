@@ -117,10 +117,13 @@ class Authenticator:
         self.config = config
         # Keys are kept only as digests, so a lookup compares digests and the
         # keys themselves never sit in a long-lived dict.
-        self._keys = {
-            _digest(key): _principal(entry.get("subject"), entry, "API key")
-            for key, entry in config.api_keys.items()
-        }
+        try:
+            self._keys = {
+                _digest(key): _principal(entry.get("subject"), entry, "API key")
+                for key, entry in config.api_keys.items()
+            }
+        except AuthError as exc:
+            raise ValueError(f"bad API key configuration: {exc.reason}") from None
 
     def authenticate(self, credential: str | None) -> Principal:
         """The caller presenting ``credential``; raises AuthError if refused."""

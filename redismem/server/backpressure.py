@@ -24,7 +24,7 @@ from typing import Any
 
 from redismem.server import protocol
 from redismem.server.auth import Principal
-from redismem.server.events import OutgoingEvent
+from redismem.server.events import EventBatch, OutgoingEvent
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class Connection:
     def push(self, event: OutgoingEvent) -> None:
         """Write one event (the hot path: no await, no copy)."""
         raise NotImplementedError
+
+    def push_batch(self, batch: EventBatch) -> None:
+        """Write several events (the hot path under load)."""
+        for event in batch.events:
+            self.push(event)
 
     def replay(self, event: OutgoingEvent) -> None:
         """Write one event read from history; the caller paces with writable()."""
@@ -130,6 +135,14 @@ class UvicornWebSocket(Connection):
             self.evict()
             return
         self.transport.write(event.ws_frame)
+
+    def push_batch(self, batch: EventBatch) -> None:
+        if self.closed:
+            return
+        if self.transport.get_write_buffer_size() > self.max_buffer:
+            self.evict()
+            return
+        self.transport.write(batch.ws_frames)
 
     def replay(self, event: OutgoingEvent) -> None:
         if not self.closed and not self.proto.close_sent:
@@ -250,6 +263,16 @@ class SseStream(Connection):
             return
         self.chunks.append(event.sse)
         self.queued += len(event.sse)
+        self.wakeup.set()
+
+    def push_batch(self, batch: EventBatch) -> None:
+        if self.closed:
+            return
+        if self.queued > self.max_buffer:
+            self.evict()
+            return
+        self.chunks.append(batch.sse)
+        self.queued += len(batch.sse)
         self.wakeup.set()
 
     def replay(self, event: OutgoingEvent) -> None:

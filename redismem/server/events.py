@@ -87,3 +87,32 @@ class OutgoingEvent:
                 self.payload, event_id=protocol.sse_event_id(self.namespace, self.token)
             )
         return self._sse
+
+
+class EventBatch:
+    """Consecutive events bound for the same connections, joined once.
+
+    Under load the pub/sub link yields several events per read; writing
+    them to each socket as one buffer costs one send instead of one each.
+    """
+
+    __slots__ = ("_sse", "_ws", "events")
+
+    def __init__(self, events: list[OutgoingEvent]) -> None:
+        self.events = events
+        self._ws: bytes | None = None
+        self._sse: bytes | None = None
+
+    @property
+    def ws_frames(self) -> bytes:
+        """The events' WebSocket frames, back to back."""
+        if self._ws is None:
+            self._ws = b"".join(event.ws_frame for event in self.events)
+        return self._ws
+
+    @property
+    def sse(self) -> bytes:
+        """The events' SSE messages, back to back."""
+        if self._sse is None:
+            self._sse = b"".join(event.sse for event in self.events)
+        return self._sse

@@ -29,7 +29,7 @@ from redismem.errors import StaleToken
 from redismem.keys import SERVER_CHANNEL
 from redismem.server import history, protocol
 from redismem.server.backpressure import Connection
-from redismem.server.events import OutgoingEvent
+from redismem.server.events import EventBatch, OutgoingEvent
 from redismem.server.metrics import Metrics
 from redismem.server.patterns import Pattern
 from redismem.server.protocol import ProtocolError
@@ -43,6 +43,10 @@ LISTEN_TIMEOUT = 5.0
 #: The link is probed with PING after this much silence, and declared dead
 #: after three times as much.
 PROBE_SECONDS = 1.0
+#: At most this many messages already read are fanned out together.
+MAX_BATCH = 256
+_DATA = frozenset(("message", "pmessage", b"message", b"pmessage"))
+_CONFIRMATIONS = frozenset(("subscribe", "psubscribe", b"subscribe", b"psubscribe"))
 
 
 class Route:
@@ -387,11 +391,19 @@ class Hub:
                 continue
 
             last_heard = now
-            kind = message["type"]
-            if kind in (b"message", "message", b"pmessage", "pmessage"):
-                self.dispatch(message["data"])
-            elif kind in ("subscribe", "psubscribe", b"subscribe", b"psubscribe"):
-                self._confirmed(message)
+            batch: list[bytes] = []
+            while message is not None:
+                kind = message["type"]
+                if kind in _DATA:
+                    batch.append(message["data"])
+                elif kind in _CONFIRMATIONS:
+                    self._confirmed(message)
+                if len(batch) >= MAX_BATCH:
+                    break
+                # Whatever the link already holds goes out in this round.
+                message = await pubsub.get_message(timeout=0.0)
+            if batch:
+                self.dispatch(batch)
 
     def _confirmed(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -430,12 +442,49 @@ class Hub:
 
     # The hot path ---------------------------------------------------------
 
-    def dispatch(self, raw: bytes) -> None:
-        """Deliver one published change to every connection that listens."""
-        event = OutgoingEvent.from_published(raw)
+    def dispatch(self, messages: list[bytes]) -> None:
+        """Deliver published changes to every connection that listens.
+
+        Consecutive events bound for the same routes are written to each
+        connection together, so one socket write carries them all.
+        """
+        groups: list[tuple[list[Route], list[OutgoingEvent]]] = []
+        for raw in messages:
+            event = OutgoingEvent.from_published(raw)
+            matched = self._accept(event)
+            if not matched:
+                continue
+            if groups and groups[-1][0] == matched:
+                groups[-1][1].append(event)
+            else:
+                groups.append((matched, [event]))
+
+        now = time.time()
+        for matched, events in groups:
+            if len(matched) == 1:
+                conns = matched[0].conns
+            else:
+                # A connection listening on two matching patterns gets it once.
+                conns = {}
+                for route in matched:
+                    conns.update(route.conns)
+            if len(events) == 1:
+                for conn in conns:
+                    conn.push(events[0])
+            else:
+                batch = EventBatch(events)
+                for conn in conns:
+                    conn.push_batch(batch)
+
+            self.metrics.delivered.inc(len(conns) * len(events))
+            for event in events:
+                self.metrics.lag.observe(max(0.0, now - event.ts / 1000))
+
+    def _accept(self, event: OutgoingEvent) -> list[Route]:
+        """The routes ``event`` goes to; joining subscribers buffer it here."""
         verdict = self.sequencer.check(event)
         if verdict is Verdict.DUPLICATE:
-            return
+            return []
 
         namespace = event.namespace
         matched = []
@@ -445,31 +494,16 @@ class Hub:
         for prefix, prefix_route in self.prefixes.items():
             if namespace.startswith(prefix):
                 matched.append(prefix_route)
-        if not matched:
-            return
 
-        if verdict is Verdict.BROKEN:
+        if verdict is Verdict.BROKEN and matched:
             logger.warning("change stream of %r broke (gap or new epoch)", namespace)
             for broken in matched:
                 for conn in broken.conns:
                     conn.close(protocol.CLOSE_RESUME, "change stream broke: resume")
-
         for matched_route in matched:
             for join in matched_route.joins:
                 join.offer(event)
-
-        if len(matched) == 1:
-            conns = matched[0].conns
-        else:
-            # A connection listening on two matching patterns gets it once.
-            conns = {}
-            for matched_route in matched:
-                conns.update(matched_route.conns)
-        for conn in conns:
-            conn.push(event)
-
-        self.metrics.delivered.inc(len(conns))
-        self.metrics.lag.observe(max(0.0, time.time() - event.ts / 1000))
+        return matched
 
 
 async def _close_quietly(pubsub: Any) -> None:

@@ -9,6 +9,7 @@ jitter), and uvicorn's ``timeout_graceful_shutdown`` bounds what remains.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import uvicorn
 
@@ -37,17 +38,15 @@ def uvicorn_config(
     socket; compression is off because a compressed frame cannot be shared.
     """
     config = app.state.config
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=config.max_message_bytes,
-        ws_ping_interval=config.heartbeat,
-        ws_ping_timeout=config.heartbeat_timeout,
-        timeout_graceful_shutdown=max(1, round(config.drain_seconds)),
-        lifespan="on",
-        access_log=False,
-        **options,  # type: ignore[arg-type]
-    )
+    settings: dict[str, Any] = {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": config.max_message_bytes,
+        "ws_ping_interval": config.heartbeat,
+        "ws_ping_timeout": config.heartbeat_timeout,
+        "timeout_graceful_shutdown": max(1, round(config.drain_seconds)),
+        "lifespan": "on",
+        "access_log": False,
+    }
+    settings.update(options)
+    return uvicorn.Config(app, host=host, port=port, **settings)
