@@ -115,6 +115,12 @@ class UvicornWebSocket(Connection):
         super().__init__(principal, address, max_buffer)
         self.proto = proto
         self.transport: asyncio.Transport = proto.transport
+        # uvicorn keeps the handshake's request and response for the life of
+        # the connection but reads them only before the handshake completes;
+        # with thousands of idle connections they are a sizeable share of
+        # the memory, so let them go.
+        if proto.handshake_complete:
+            proto.request = proto.response = None
 
     @staticmethod
     def supports(send: Send) -> bool:

@@ -35,6 +35,10 @@ async def serve_websocket(
         return
 
     conn = _connection(state, principal, address, send)
+    # Credentials and headers are checked; do not keep them for the
+    # connection's lifetime.
+    scope["headers"] = []
+    scope["query_string"] = b""
     hub = state.hub
     hub.connections.add(conn)
     state.metrics.connections.labels("ws").inc()
