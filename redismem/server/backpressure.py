@@ -35,6 +35,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 EVICTION_GRACE_SECONDS = 10.0
 
 
+class ConnectionGone(Exception):
+    """The client connection closed while the server was still serving it."""
+
+
 class Connection:
     """One client connection: identity, subscriptions and a way to write."""
 
@@ -170,13 +174,19 @@ class UvicornWebSocket(Connection):
         proto = self.proto
         if proto.close_sent or self.transport.is_closing():
             return
-        # The same steps as uvicorn's own close, done synchronously so a close
-        # can be queued from the fan-out loop even when the peer is not reading.
+        # uvicorn's own close, done synchronously so it can be queued from the
+        # fan-out loop. The socket stays open until the peer echoes the close
+        # (uvicorn then closes it): closing first would make the peer's echo
+        # draw a reset that discards what it has not read yet. A peer that
+        # never echoes is aborted after the grace period.
         proto.conn.send_close(code, reason)
         self.transport.write(b"".join(proto.conn.data_to_send()))
         proto.close_sent = True
-        self.transport.close()
-        asyncio.get_running_loop().call_later(
+        if proto.read_paused:
+            proto.read_paused = False
+            self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        proto.close_timer = loop.call_later(
             EVICTION_GRACE_SECONDS, self.transport.abort
         )
 

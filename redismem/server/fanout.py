@@ -28,7 +28,7 @@ from redismem.aio.store import MemoryStore
 from redismem.errors import StaleToken
 from redismem.keys import SERVER_CHANNEL
 from redismem.server import history, protocol
-from redismem.server.backpressure import Connection
+from redismem.server.backpressure import Connection, ConnectionGone
 from redismem.server.events import EventBatch, OutgoingEvent
 from redismem.server.metrics import Metrics
 from redismem.server.patterns import Pattern
@@ -295,7 +295,7 @@ class Hub:
                 return
             merger, outcome = pending
             if conn.closed:
-                raise ConnectionError("closed while catching up")
+                raise ConnectionGone("closed while catching up")
             if outcome is Outcome.STALE:
                 await self._reset(conn, merger)
             else:
@@ -330,7 +330,7 @@ class Hub:
                 replayed += 1
             await conn.writable()
             if conn.closed:
-                raise ConnectionError("closed while catching up")
+                raise ConnectionGone("closed while catching up")
             if not more:
                 return
             if replayed >= self.max_replay:

@@ -26,7 +26,7 @@ from redismem.server.asgi import (
     query,
 )
 from redismem.server.auth import AuthError, Principal, credential_from
-from redismem.server.backpressure import SseStream
+from redismem.server.backpressure import ConnectionGone, SseStream
 from redismem.server.patterns import Pattern, parse_pattern
 from redismem.server.protocol import ProtocolError
 from redismem.server.state import ServerState
@@ -159,6 +159,8 @@ async def _join(
     assert state.hub is not None
     try:
         await state.hub.subscribe(stream, pattern, resume)
+    except ConnectionGone:
+        pass
     except ProtocolError as exc:
         stream.send(
             protocol.error(exc.code, exc.message, pattern=exc.pattern), event="error"
@@ -171,8 +173,6 @@ async def _join(
             event="error",
         )
         stream.end(b"")
-    except ConnectionError:
-        pass
 
 
 async def _wait_disconnect(receive: Receive, stream: SseStream) -> None:

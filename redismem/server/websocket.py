@@ -9,7 +9,12 @@ import redis.exceptions
 from redismem.server import protocol, ratelimit
 from redismem.server.asgi import Receive, Scope, Send, client_address, headers, query
 from redismem.server.auth import AuthError, Principal, credential_from
-from redismem.server.backpressure import Connection, QueuedWebSocket, UvicornWebSocket
+from redismem.server.backpressure import (
+    Connection,
+    ConnectionGone,
+    QueuedWebSocket,
+    UvicornWebSocket,
+)
 from redismem.server.protocol import Ping, ProtocolError, Subscribe, Unsubscribe
 from redismem.server.state import ServerState
 
@@ -119,6 +124,8 @@ async def _command_loop(state: ServerState, conn: Connection, receive: Receive) 
 
         try:
             await _command(state, conn, protocol.parse_client_message(data))
+        except ConnectionGone:
+            return
         except ProtocolError as exc:
             conn.send(protocol.error(exc.code, exc.message, pattern=exc.pattern))
         except AuthError as exc:
@@ -129,8 +136,6 @@ async def _command_loop(state: ServerState, conn: Connection, receive: Receive) 
             conn.send(
                 protocol.error(protocol.UNAVAILABLE, "Redis is unavailable; retry")
             )
-        except ConnectionError:
-            return
 
 
 async def _command(
