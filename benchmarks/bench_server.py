@@ -276,7 +276,9 @@ def run_scenario(
 
         parent, child = multiprocessing.Pipe()
         loader = multiprocessing.Process(
-            target=load_process, args=(kind, port, connections, subscribe, child)
+            target=load_process,
+            args=(kind, port, connections, subscribe, child),
+            daemon=True,
         )
         loader.start()
         assert parent.poll(120), "clients did not connect"
@@ -367,7 +369,8 @@ def main() -> None:
     try:
         # Offered loads: the targets (100k/s at 1,000, 80k/s at 5,000), and
         # twice as much at 1,000 to show the headroom.
-        plans = [(1000, 100), (1000, 200), (5000, 16), (5000, 60)]
+        # (More 5,000-client runs exhaust the ephemeral ports: TIME_WAIT.)
+        plans = [(1000, 100), (1000, 200), (5000, 16)]
         if options.quick:
             plans = plans[:1]
         results = []
