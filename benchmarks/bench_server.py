@@ -74,6 +74,7 @@ def masked_text_frame(payload: bytes) -> bytes:
 EVENT_MARK = f'"ns":"{NAMESPACE}"'.encode()
 TIME_MARK = b'"value":{"t":'
 READY_MARK = b'"type":"subscribed"'
+TAIL = max(len(EVENT_MARK), len(READY_MARK)) - 1
 
 
 class Client(asyncio.Protocol):
@@ -131,7 +132,8 @@ class Client(asyncio.Protocol):
             self.last = now
             if self.sampled:
                 self._time_events(data, now)
-        self.tail = stream[-len(EVENT_MARK) + 1 :]
+        # Keep enough to find a marker split across two reads.
+        self.tail = stream[-TAIL:]
 
     def _time_events(self, data: bytes, now: float) -> None:
         # Sampled clients read the writer's timestamp out of every event.
