@@ -124,7 +124,8 @@ class Client(asyncio.Protocol):
         stream = self.tail + data
         if not self.ready.done() and READY_MARK in stream:
             self.ready.set_result(None)
-        count = stream.count(EVENT_MARK)
+        # Markers wholly inside the kept tail were counted last time.
+        count = stream.count(EVENT_MARK) - self.tail.count(EVENT_MARK)
         if count:
             now = time.time()
             self.events += count
