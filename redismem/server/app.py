@@ -91,24 +91,24 @@ def create_app(config: ServerConfig | None = None, **settings: Any) -> RealtimeA
     return RealtimeApp(config)
 
 
-def resolve_url(url: str | None) -> str:
-    """``url``, else the default local Redis if it answers, else embedded mode."""
+def resolve_url(url: str | None, default: str = DEFAULT_URL) -> str:
+    """``url``, else ``default`` if a Redis answers there, else embedded mode."""
     if url:
         return url
     probe = redis.Redis.from_url(
-        DEFAULT_URL, socket_connect_timeout=0.5, socket_timeout=0.5
+        default, socket_connect_timeout=0.5, socket_timeout=0.5
     )
     try:
         probe.ping()
     except redis.RedisError:
         logger.warning(
             "no Redis configured or answering at %s: using the embedded mode (memory://)",
-            DEFAULT_URL,
+            default,
         )
         return MEMORY_URL
     finally:
         probe.close()
-    return DEFAULT_URL
+    return default
 
 
 def _segments_kept(scope: Scope) -> Scope:
