@@ -12,7 +12,9 @@
     │   ├── VersionConflict                   expect_version did not match
     │   ├── RecordExists                      create() on an existing key
     │   └── RecordNotFound                    update() on a missing key
-    └── StaleToken                            a cursor from another log epoch
+    ├── StaleToken                            a cursor from another log epoch
+    ├── server.auth.AuthError                 credentials refused (.code, .status)
+    └── server.protocol.ProtocolError         a client message refused (.code)
 
 A refused write changes nothing in Redis: no record, no change event.
 """

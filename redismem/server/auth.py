@@ -24,7 +24,7 @@ from typing import Any
 
 import jwt
 
-from redismem.errors import InvalidNamespace
+from redismem.errors import InvalidNamespace, RedisMemError
 from redismem.server.patterns import Pattern, parse_pattern
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ FORBIDDEN = "forbidden"
 GRANTS_CLAIM = "ns"
 
 
-class AuthError(Exception):
+class AuthError(RedisMemError):
     """Credentials were refused; ``code`` is one of the codes above."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from redismem.errors import InvalidNamespace, InvalidToken
+from redismem.errors import InvalidNamespace, InvalidToken, RedisMemError
 from redismem.models import ChangeEvent, Record
 from redismem.server.patterns import Pattern, parse_pattern
 from redismem.tokens import decode_log_token
@@ -36,7 +36,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
 
 
-class ProtocolError(Exception):
+class ProtocolError(RedisMemError):
     """A client message was refused; ``code`` goes into the error frame."""
 
     def __init__(self, code: str, message: str, pattern: str | None = None) -> None:
