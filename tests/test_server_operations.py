@@ -127,11 +127,23 @@ def test_a_peer_that_stops_answering_pings_is_closed_by_the_heartbeat(
         elapsed = time.monotonic() - started
 
     assert b" 101 " in received
-    frames = received.split(b"\r\n\r\n", 1)[1]
-    assert b"\x89" in frames  # a ping went out
-    close = frames[frames.index(b"\x88") :]
-    assert int.from_bytes(close[2:4], "big") == 1011
+    frames = _frames(received.split(b"\r\n\r\n", 1)[1])
+    assert frames[0][0] == 0x89  # a ping went out
+    opcode, payload = frames[-1]
+    assert opcode == 0x88
+    assert int.from_bytes(payload[:2], "big") == 1011
     assert elapsed < 3  # interval 0.5 s + timeout 0.5 s, with slack
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, payload) of each unmasked server frame (all short here)."""
+    frames = []
+    while data:
+        length = data[1] & 0x7F
+        assert length < 126
+        frames.append((data[0], data[2 : 2 + length]))
+        data = data[2 + length :]
+    return frames
 
 
 async def test_a_client_that_stops_reading_is_evicted_with_resume_and_loses_nothing(
@@ -361,3 +373,43 @@ async def test_live_events_and_resume_work_on_a_redis_cluster(
     assert sorted(e["ns"] for e in live) == ["c1", "c2", "c3", "c4"]
     assert ack["recovered"] is True
     assert (missed["ns"], missed["value"], missed["seq"]) == ("c1", "again", 2)
+
+
+async def _subscribe_read_resume(server: ServerProcess, reads: int) -> list[int]:
+    """Subscribe live, read a few events, drop, resume, read more."""
+    credential = auth()
+    seqs: list[int] = []
+    async with websockets.connect(server.ws, additional_headers=credential) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "pattern": "busy"}))
+        position = (await recv_json(ws))["positions"]["busy"]
+        for _ in range(reads):
+            frame = await recv_json(ws, timeout=10)
+            seqs.append(frame["seq"])
+            position = frame["token"]
+    async with websockets.connect(server.ws, additional_headers=credential) as ws:
+        await ws.send(
+            json.dumps({"type": "subscribe", "pattern": "busy", "resume": position})
+        )
+        await recv_json(ws)
+        for _ in range(30):
+            seqs.append((await recv_json(ws, timeout=10))["seq"])
+    return seqs
+
+
+async def test_clients_joining_and_resuming_under_write_load_see_each_event_once(
+    realtime: ServerProcess, realtime_store: MemoryStore, realtime_redis: RedisServer
+) -> None:
+    writer = multiprocessing.get_context("spawn").Process(
+        target=_writer, args=(realtime_redis.url, "busy", 1500)
+    )
+    writer.start()
+    try:
+        runs = await asyncio.gather(
+            *(_subscribe_read_resume(realtime, reads) for reads in range(1, 31, 3))
+        )
+    finally:
+        writer.kill()
+        writer.join()
+
+    for seqs in runs:
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))

@@ -52,6 +52,9 @@ class Connection:
         self.closed = False
         self.evicted = False
         self.on_evict: Callable[[Connection], None] | None = None
+        #: namespace -> (epoch, seq) this connection already has from history
+        #: while the live stream is still behind it; see Hub._go_live.
+        self.ahead: dict[str, tuple[str, int]] = {}
 
     def push(self, event: OutgoingEvent) -> None:
         """Write one event (the hot path: no await, no copy)."""

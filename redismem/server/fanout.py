@@ -106,6 +106,8 @@ class Hub:
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._linked = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # Lifecycle ----------------------------------------------------------
 
@@ -285,13 +287,14 @@ class Hub:
                 await self._replay(conn, merger, *page)
 
         while True:
+            while not self._idle.is_set():
+                # Events read from the link are about to be dispatched; going
+                # live now would push some the history already delivered.
+                await self._idle.wait()
             pending = self._drain(join)
             if pending is None:
                 # Synchronous from the last drain: no event can slip between.
-                route.joins.remove(join)
-                route.conns[conn] = None
-                for namespace, merger in join.mergers.items():
-                    self.sequencer.adopt(namespace, merger.position)
+                self._go_live(route, join)
                 return
             merger, outcome = pending
             if conn.closed:
@@ -307,6 +310,24 @@ class Hub:
                     await self._reset(conn, merger)
                 else:
                     await self._replay(conn, merger, events, more)
+
+    def _go_live(self, route: Route, join: Join) -> None:
+        """Move a caught-up subscriber from the joins to the live connections.
+
+        The log can be read before pub/sub brings the same events here, so a
+        subscriber may already hold events the live stream has not reached:
+        its ``ahead`` entry makes the fan-out skip those once.
+        """
+        conn = join.conn
+        for namespace, merger in join.mergers.items():
+            position = merger.position
+            if position is None:
+                continue
+            live = self.sequencer.position(namespace)
+            if live is None or live[0] != position.epoch or live[1] < position.seq:
+                conn.ahead[namespace] = (position.epoch, position.seq)
+        route.joins.remove(join)
+        route.conns[conn] = None
 
     def _drain(self, join: Join) -> tuple[Merger, Outcome] | None:
         for merger in join.mergers.values():
@@ -392,6 +413,9 @@ class Hub:
 
             last_heard = now
             batch: list[bytes] = []
+            # Events read but not yet dispatched reach no join's buffer: a
+            # subscriber must not go live meanwhile (see _catch_up).
+            self._idle.clear()
             while message is not None:
                 kind = message["type"]
                 if kind in _DATA:
@@ -404,6 +428,7 @@ class Hub:
                 message = await pubsub.get_message(timeout=0.0)
             if batch:
                 self.dispatch(batch)
+            self._idle.set()
 
     def _confirmed(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -418,6 +443,7 @@ class Hub:
             confirmed.set_result(None)
 
     def _link_lost(self) -> None:
+        self._idle.set()
         was_connected = self.connected
         self.connected = False
         self._linked.clear()
@@ -470,11 +496,17 @@ class Hub:
                     conns.update(route.conns)
             if len(events) == 1:
                 for conn in conns:
-                    conn.push(events[0])
+                    if conn.ahead:
+                        _push_after(conn, events)
+                    else:
+                        conn.push(events[0])
             else:
                 batch = EventBatch(events)
                 for conn in conns:
-                    conn.push_batch(batch)
+                    if conn.ahead:
+                        _push_after(conn, events)
+                    else:
+                        conn.push_batch(batch)
 
             self.metrics.delivered.inc(len(conns) * len(events))
             for event in events:
@@ -504,6 +536,17 @@ class Hub:
             for join in matched_route.joins:
                 join.offer(event)
         return matched
+
+
+def _push_after(conn: Connection, events: list[OutgoingEvent]) -> None:
+    """Push only the events ``conn`` does not already have from history."""
+    for event in events:
+        held = conn.ahead.get(event.namespace)
+        if held is not None:
+            if event.epoch == held[0] and event.seq <= held[1]:
+                continue
+            del conn.ahead[event.namespace]
+        conn.push(event)
 
 
 async def _close_quietly(pubsub: Any) -> None:

@@ -115,10 +115,9 @@ class Sequencer:
             return Verdict.DELIVER
         return Verdict.BROKEN
 
-    def adopt(self, namespace: str, position: LogPosition | None) -> None:
-        """Take a joined subscriber's position where the stream has none yet."""
-        if position is not None and namespace not in self._positions:
-            self._positions[namespace] = (position.epoch, position.seq)
+    def position(self, namespace: str) -> tuple[str, int] | None:
+        """The (epoch, seq) of the namespace's last live event, if any."""
+        return self._positions.get(namespace)
 
     def forget(self, matches: object) -> None:
         """Forget every namespace ``matches(namespace)`` accepts.
