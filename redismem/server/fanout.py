@@ -9,7 +9,10 @@ and it is evicted past its bound.
 
 A new subscriber is registered first and catches up second: live events that
 arrive while it reads the log are buffered for it and merged
-(:mod:`redismem.server.recovery`), so it goes live without a gap. When the
+(:mod:`redismem.server.recovery`), so it goes live without a gap. Reading
+the log can outrun pub/sub, so a subscriber may go live holding events the
+live stream has not brought yet; it skips those once (``Connection.ahead``),
+and no subscriber goes live while read events wait to be dispatched. When the
 link drops, every connection is closed with the "resume" code: clients
 reconnect (here or to another instance) and resume from their tokens.
 """
