@@ -42,20 +42,7 @@ def test_get_of_a_missing_key_returns_none(store: MemoryStore) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [
-        None,
-        True,
-        0,
-        -7,
-        2**62,
-        1.5,
-        1e-300,
-        "text",
-        "ünïcödé ✓",
-        [],
-        {},
-        {"a": [1, {"b": None}]},
-    ],
+    [None, True, 0, -7, 2**62, 1.5, 1e-300, "text", "ünïcödé ✓", [], {}, {"a": [1, {"b": None}]}],
 )
 def test_any_json_value_round_trips_exactly(store: MemoryStore, value: Any) -> None:
     store.put("values", "k", value)
