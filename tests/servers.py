@@ -112,14 +112,10 @@ class RedisClusterServers:
         self.nodes = [
             RedisServer(
                 directory / f"node{i}",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "2000",
-                "--appendonly",
-                "no",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--appendonly", "no",
             )  # fmt: skip
             for i in range(3)
         ]
