@@ -19,7 +19,9 @@
     │   └── HistoryCompacted                  replay before the compaction point
     ├── ReplayInterrupted                     compaction kept changing the log
     ├── UnknownPolicy (also a LookupError)    no such rate-limit policy
-    └── RateLimitExceeded                     a limiter refused; has the Decision
+    ├── RateLimitExceeded                     a limiter refused; has the Decision
+    ├── server.auth.AuthError                 credentials refused (.code, .status)
+    └── server.protocol.ProtocolError         a client message refused (.code)
 
 A refused write changes nothing in Redis: no record, no change event.
 """

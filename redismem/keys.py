@@ -162,3 +162,10 @@ class FeedKeys(NamespaceKeys):
 def channel_pattern(pattern: str) -> str:
     """The pub/sub channel pattern for a namespace glob."""
     return f"{CHANNEL_PREFIX}{pattern}"
+
+
+# Realtime server ------------------------------------------------------------
+
+#: Pub/sub channel each server process keeps subscribed, so its link to Redis
+#: stays in subscribed mode (and answers PINGs) even with no client listening.
+SERVER_CHANNEL = f"{PREFIX}:server"

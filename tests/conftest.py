@@ -114,3 +114,46 @@ def limiter(client: Any) -> Any:
 def alimiter(aclient: Any) -> Any:
     """An asyncio RateLimiter on ``aclient``."""
     return redismem_aio.RateLimiter(aclient)
+
+
+# Realtime server -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def realtime_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A standalone redis-server of its own for one module's realtime servers."""
+    server = RedisServer(tmp_path_factory.mktemp("realtime-redis"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def realtime(
+    realtime_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """``redismem serve`` in a subprocess, with small limits, for one module."""
+    from tests.realtime import ServerProcess
+
+    server = ServerProcess(
+        realtime_redis.url,
+        tmp_path_factory.mktemp("realtime"),
+        "--max-connections-per-subject", "4",
+        "--max-subscriptions", "3",
+        "--max-message-bytes", "2048",
+        "--heartbeat", "0.5",
+        "--heartbeat-timeout", "0.5",
+        "--max-send-buffer", "65536",
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def realtime_store(realtime_redis: RedisServer) -> Iterator[MemoryStore]:
+    """A MemoryStore on the realtime server's Redis, flushed first."""
+    client = realtime_redis.client()
+    client.flushall()
+    yield MemoryStore(client)
+    client.close()

@@ -7,7 +7,7 @@ non-zero.
 
 from __future__ import annotations
 
-from redismem.cli import demo, feed, limits, records  # noqa: F401  (registers commands)
+from redismem.cli import demo, feed, limits, records, serve  # noqa: F401
 from redismem.cli.app import main
 
 __all__ = ["main"]

@@ -1,0 +1,342 @@
+"""Client connections as the fan-out sees them, each with a bounded send buffer.
+
+The fan-out calls :meth:`Connection.push` for every event, synchronously: a
+connection writes the event's prebuilt bytes straight to its transport. Only
+bytes the peer has not taken yet stay in memory; once they exceed
+``max_buffer`` bytes the connection is a slow consumer and is evicted: it is
+closed with a code (WebSocket 4001) that tells the client to reconnect and
+resume from its last token, so memory stays bounded and nothing is lost
+silently.
+
+Under uvicorn the transport is reached through the ASGI ``send`` callable (a
+bound method of uvicorn's protocol object), which is what lets one frame be
+written to thousands of sockets without a task or a queue per connection.
+Under any other ASGI server a connection falls back to a byte-bounded queue
+drained by its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redismem.server import protocol
+from redismem.server.auth import Principal
+from redismem.server.events import EventBatch, OutgoingEvent
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: How long an evicted peer may take to read its close frame before the
+#: socket is aborted (its buffered bytes are then freed).
+EVICTION_GRACE_SECONDS = 10.0
+
+
+class ConnectionGone(Exception):
+    """The client connection closed while the server was still serving it."""
+
+
+class Connection:
+    """One client connection: identity, subscriptions and a way to write."""
+
+    kind = "?"
+
+    def __init__(self, principal: Principal, address: str, max_buffer: int) -> None:
+        self.principal = principal
+        self.address = address
+        self.max_buffer = max_buffer
+        self.patterns: set[str] = set()
+        self.closed = False
+        self.evicted = False
+        self.on_evict: Callable[[Connection], None] | None = None
+        #: namespace -> (epoch, seq) this connection already has from history
+        #: while the live stream is still behind it; see Hub._go_live.
+        self.ahead: dict[str, tuple[str, int]] = {}
+
+    def push(self, event: OutgoingEvent) -> None:
+        """Write one event (the hot path: no await, no copy)."""
+        raise NotImplementedError
+
+    def push_batch(self, batch: EventBatch) -> None:
+        """Write several events (the hot path under load)."""
+        for event in batch.events:
+            self.push(event)
+
+    def replay(self, event: OutgoingEvent) -> None:
+        """Write one event read from history; the caller paces with writable()."""
+        raise NotImplementedError
+
+    def send(
+        self, payload: bytes, *, event: str = "message", event_id: str | None = None
+    ) -> None:
+        """Write one control frame (acknowledgement, reset, error).
+
+        ``event`` and ``event_id`` become the SSE ``event:`` and ``id:`` lines;
+        a WebSocket ignores them.
+        """
+        raise NotImplementedError
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the peer."""
+        raise NotImplementedError
+
+    async def writable(self) -> None:
+        """Wait until the buffer is below its high-water mark."""
+
+    def evict(self) -> None:
+        """Close a slow consumer with the code that says "resume"."""
+        if self.closed:
+            return
+        self.closed = self.evicted = True
+        logger.info(
+            "evicting slow consumer %s (%d bytes buffered)",
+            self.address,
+            self.buffered(),
+        )
+        if self.on_evict is not None:
+            self.on_evict(self)
+        self._close(protocol.CLOSE_RESUME, "slow consumer: reconnect and resume")
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with a WebSocket close code (SSE: end the stream)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._close(code, reason)
+
+    def _close(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+
+class UvicornWebSocket(Connection):
+    """A WebSocket on uvicorn's ``websockets-sansio`` protocol: direct writes."""
+
+    kind = "ws"
+
+    def __init__(
+        self, principal: Principal, address: str, max_buffer: int, proto: Any
+    ) -> None:
+        super().__init__(principal, address, max_buffer)
+        self.proto = proto
+        self.transport: asyncio.Transport = proto.transport
+        # uvicorn keeps the handshake's request and response for the life of
+        # the connection but reads them only before the handshake completes;
+        # with thousands of idle connections they are a sizeable share of
+        # the memory, so let them go.
+        if proto.handshake_complete:
+            proto.request = proto.response = None
+
+    @staticmethod
+    def supports(send: Send) -> bool:
+        """Whether ``send`` belongs to a protocol this class can write through."""
+        proto = getattr(send, "__self__", None)
+        conn = getattr(proto, "conn", None)
+        return (
+            type(proto).__name__ == "WebSocketsSansIOProtocol"
+            and hasattr(proto, "transport")
+            and hasattr(proto, "writable")
+            and not getattr(conn, "extensions", None)  # frames must be uncompressed
+        )
+
+    def push(self, event: OutgoingEvent) -> None:
+        if self.closed:
+            return
+        if self.transport.get_write_buffer_size() > self.max_buffer:
+            self.evict()
+            return
+        self.transport.write(event.ws_frame)
+
+    def push_batch(self, batch: EventBatch) -> None:
+        if self.closed:
+            return
+        if self.transport.get_write_buffer_size() > self.max_buffer:
+            self.evict()
+            return
+        self.transport.write(batch.ws_frames)
+
+    def replay(self, event: OutgoingEvent) -> None:
+        if not self.closed and not self.proto.close_sent:
+            self.transport.write(event.ws_frame)
+
+    def send(
+        self, payload: bytes, *, event: str = "message", event_id: str | None = None
+    ) -> None:
+        if not self.closed and not self.proto.close_sent:
+            self.transport.write(protocol.websocket_text_frame(payload))
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    async def writable(self) -> None:
+        await self.proto.writable.wait()
+
+    def _close(self, code: int, reason: str) -> None:
+        proto = self.proto
+        if proto.close_sent or self.transport.is_closing():
+            return
+        # uvicorn's own close, done synchronously so it can be queued from the
+        # fan-out loop. The socket stays open until the peer echoes the close
+        # (uvicorn then closes it): closing first would make the peer's echo
+        # draw a reset that discards what it has not read yet. A peer that
+        # never echoes is aborted after the grace period.
+        proto.conn.send_close(code, reason)
+        self.transport.write(b"".join(proto.conn.data_to_send()))
+        proto.close_sent = True
+        if proto.read_paused:
+            proto.read_paused = False
+            self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        proto.close_timer = loop.call_later(
+            EVICTION_GRACE_SECONDS, self.transport.abort
+        )
+
+
+class QueuedWebSocket(Connection):
+    """A WebSocket on any ASGI server: a bounded queue drained by a task."""
+
+    kind = "ws"
+
+    def __init__(
+        self, principal: Principal, address: str, max_buffer: int, send: Send
+    ) -> None:
+        super().__init__(principal, address, max_buffer)
+        self._send = send
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._close_with: tuple[int, str] | None = None
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def push(self, event: OutgoingEvent) -> None:
+        if self._queued > self.max_buffer:
+            self.evict()
+            return
+        self.send(event.payload)
+
+    def replay(self, event: OutgoingEvent) -> None:
+        self.send(event.payload)
+
+    async def writable(self) -> None:
+        while self._queued > self.max_buffer // 2 and not self.closed:
+            await asyncio.sleep(0.01)
+
+    def send(
+        self, payload: bytes, *, event: str = "message", event_id: str | None = None
+    ) -> None:
+        if self.closed:
+            return
+        self._queue.append(payload)
+        self._queued += len(payload)
+        self._wakeup.set()
+
+    def buffered(self) -> int:
+        return self._queued
+
+    def _close(self, code: int, reason: str) -> None:
+        self._close_with = (code, reason)
+        self._queue.clear()
+        self._queued = 0
+        self._wakeup.set()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    payload = self._queue.pop(0)
+                    self._queued -= len(payload)
+                    await self._send(
+                        {"type": "websocket.send", "text": payload.decode()}
+                    )
+                if self._close_with is not None:
+                    code, reason = self._close_with
+                    await self._send(
+                        {"type": "websocket.close", "code": code, "reason": reason}
+                    )
+                    return
+        except Exception:  # the peer went away; the receive loop notices too
+            logger.debug("websocket sender stopped", exc_info=True)
+
+
+class SseStream(Connection):
+    """An SSE response: chunks queued, bounded, written by the request's task."""
+
+    kind = "sse"
+
+    def __init__(self, principal: Principal, address: str, max_buffer: int) -> None:
+        super().__init__(principal, address, max_buffer)
+        self.chunks: list[bytes] = []
+        self.queued = 0
+        self.wakeup = asyncio.Event()
+        self.ending: bytes | None = None
+
+    def push(self, event: OutgoingEvent) -> None:
+        if self.closed:
+            return
+        if self.queued > self.max_buffer:
+            self.evict()
+            return
+        self.chunks.append(event.sse)
+        self.queued += len(event.sse)
+        self.wakeup.set()
+
+    def push_batch(self, batch: EventBatch) -> None:
+        if self.closed:
+            return
+        if self.queued > self.max_buffer:
+            self.evict()
+            return
+        self.chunks.append(batch.sse)
+        self.queued += len(batch.sse)
+        self.wakeup.set()
+
+    def replay(self, event: OutgoingEvent) -> None:
+        if not self.closed:
+            self.chunks.append(event.sse)
+            self.queued += len(event.sse)
+            self.wakeup.set()
+
+    async def writable(self) -> None:
+        while self.queued > self.max_buffer // 2 and not self.closed:
+            await asyncio.sleep(0.01)
+
+    def send(
+        self, payload: bytes, *, event: str = "message", event_id: str | None = None
+    ) -> None:
+        if self.closed:
+            return
+        chunk = protocol.sse_message(payload, event=event, event_id=event_id)
+        self.chunks.append(chunk)
+        self.queued += len(chunk)
+        self.wakeup.set()
+
+    def send_raw(self, chunk: bytes) -> None:
+        """Queue bytes as they are (a ``retry:`` line)."""
+        self.chunks.append(chunk)
+        self.queued += len(chunk)
+        self.wakeup.set()
+
+    def take(self) -> bytes:
+        """Everything queued, as one body chunk."""
+        body = b"".join(self.chunks)
+        self.chunks.clear()
+        self.queued = 0
+        self.wakeup.clear()
+        return body
+
+    def buffered(self) -> int:
+        return self.queued
+
+    def end(self, final: bytes) -> None:
+        """End the stream after ``final`` (a drain's ``retry:`` advice)."""
+        if not self.closed:
+            self.ending = final
+            self.closed = True
+            self.wakeup.set()
+
+    def _close(self, code: int, reason: str) -> None:
+        self.wakeup.set()

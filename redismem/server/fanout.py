@@ -1,0 +1,557 @@
+"""The fan-out: one pub/sub link per process, each event encoded once.
+
+The hub keeps one Redis pub/sub connection and listens on exactly the
+channels (exact namespaces) and channel patterns (prefixes) its clients
+subscribed to. Every published change is parsed once into an
+:class:`OutgoingEvent` whose bytes every subscribed connection gets, written
+synchronously from the reading loop; only a slow consumer's own buffer grows,
+and it is evicted past its bound.
+
+A new subscriber is registered first and catches up second: live events that
+arrive while it reads the log are buffered for it and merged
+(:mod:`redismem.server.recovery`), so it goes live without a gap. Reading
+the log can outrun pub/sub, so a subscriber may go live holding events the
+live stream has not brought yet; it skips those once (``Connection.ahead``),
+and no subscriber goes live while read events wait to be dispatched. When the
+link drops, every connection is closed with the "resume" code: clients
+reconnect (here or to another instance) and resume from their tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import redis.exceptions
+
+from redismem.aio.store import MemoryStore
+from redismem.errors import StaleToken
+from redismem.keys import SERVER_CHANNEL
+from redismem.server import history, protocol
+from redismem.server.backpressure import Connection, ConnectionGone
+from redismem.server.events import EventBatch, OutgoingEvent
+from redismem.server.metrics import Metrics
+from redismem.server.patterns import Pattern
+from redismem.server.protocol import ProtocolError
+from redismem.server.recovery import Merger, Outcome, Sequencer, Verdict
+from redismem.tokens import decode_log_token
+
+logger = logging.getLogger(__name__)
+
+HISTORY_PAGE = 200
+LISTEN_TIMEOUT = 5.0
+#: The link is probed with PING after this much silence, and declared dead
+#: after three times as much.
+PROBE_SECONDS = 1.0
+#: At most this many messages already read are fanned out together.
+MAX_BATCH = 256
+_DATA = frozenset(("message", "pmessage", b"message", b"pmessage"))
+_CONFIRMATIONS = frozenset(("subscribe", "psubscribe", b"subscribe", b"psubscribe"))
+
+
+class Route:
+    """The connections listening on one pattern, and those still joining."""
+
+    __slots__ = ("conns", "joins", "pattern", "ready")
+
+    def __init__(self, pattern: Pattern) -> None:
+        self.pattern = pattern
+        self.conns: dict[Connection, None] = {}
+        self.joins: list[Join] = []
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def empty(self) -> bool:
+        """Whether nobody listens here any more."""
+        return not self.conns and not self.joins
+
+
+class Join:
+    """A subscriber catching up: live events are held until history is out."""
+
+    def __init__(self, conn: Connection, mergers: dict[str, Merger]) -> None:
+        self.conn = conn
+        self.mergers = mergers
+        self.passthrough: list[OutgoingEvent] = []
+
+    def offer(self, event: OutgoingEvent) -> None:
+        """Buffer a live event for the merge."""
+        merger = self.mergers.get(event.namespace)
+        if merger is None:
+            self.passthrough.append(event)
+        else:
+            merger.offer_live(event)
+
+
+class Hub:
+    """Routes published change events to subscribed connections."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        pubsub_client: Any,
+        metrics: Metrics,
+        *,
+        max_replay: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.pubsub_client = pubsub_client
+        self.metrics = metrics
+        self.max_replay = max_replay
+        self.exact: dict[str, Route] = {}
+        self.prefixes: dict[str, Route] = {}
+        self.sequencer = Sequencer()
+        self.connected = False
+        self.connections: set[Connection] = set()
+        self._pubsub: Any = None
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._linked = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # Lifecycle ----------------------------------------------------------
+
+    async def start(self, wait: float = LISTEN_TIMEOUT) -> None:
+        """Start the reading loop and wait (a bounded time) for the link."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._linked.wait(), wait)
+
+    async def stop(self) -> None:
+        """Stop reading and close the link."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._close_pubsub()
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every client connection (shutdown, or the feed broke)."""
+        for conn in list(self.connections):
+            conn.close(code, reason)
+
+    # Subscriptions ------------------------------------------------------
+
+    async def subscribe(
+        self, conn: Connection, pattern: Pattern, resume: dict[str, str]
+    ) -> None:
+        """Subscribe ``conn``: acknowledge, replay what it missed, go live."""
+        if pattern.text in conn.patterns:
+            raise ProtocolError(
+                protocol.ALREADY_SUBSCRIBED, "already subscribed", pattern.text
+            )
+
+        route = await self._route(pattern)
+        mergers = {
+            ns: Merger(ns, decode_log_token(token)) for ns, token in resume.items()
+        }
+        live_only = not resume and pattern.exact
+        if live_only:
+            mergers[pattern.prefix] = Merger(pattern.prefix, None)
+        join = Join(conn, mergers)
+        route.joins.append(join)
+        conn.patterns.add(pattern.text)
+        self.metrics.subscriptions.inc()
+
+        try:
+            if live_only:
+                # Registered before reading the head: every later event is
+                # buffered, so none falls between the head and going live.
+                mergers[pattern.prefix].rebase(
+                    await history.head(self.store.client, pattern.prefix)
+                )
+            await self._catch_up(route, join, pattern, resuming=bool(resume))
+        except BaseException:
+            self._leave(conn, pattern)
+            raise
+
+    def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
+        """Stop delivering ``pattern`` to ``conn``."""
+        if pattern.text not in conn.patterns:
+            raise ProtocolError(protocol.NOT_SUBSCRIBED, "not subscribed", pattern.text)
+        self._leave(conn, pattern)
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a closed connection and all its subscriptions."""
+        for text in list(conn.patterns):
+            route = self.exact.get(text) or self._prefix_route(text)
+            if route is not None:
+                self._leave(conn, route.pattern)
+        self.connections.discard(conn)
+
+    def _prefix_route(self, text: str) -> Route | None:
+        if not text.endswith("*"):
+            return None
+        return self.prefixes.get(text[:-1])
+
+    def _leave(self, conn: Connection, pattern: Pattern) -> None:
+        if pattern.text not in conn.patterns:
+            return
+        conn.patterns.discard(pattern.text)
+        self.metrics.subscriptions.dec()
+        routes = self.exact if pattern.exact else self.prefixes
+        route = routes.get(pattern.prefix)
+        if route is None:
+            return
+        route.conns.pop(conn, None)
+        route.joins = [join for join in route.joins if join.conn is not conn]
+        if route.empty():
+            del routes[pattern.prefix]
+            self.sequencer.forget(pattern.matches)
+            asyncio.get_running_loop().create_task(self._unlisten(pattern))
+
+    async def _route(self, pattern: Pattern) -> Route:
+        routes = self.exact if pattern.exact else self.prefixes
+        route = routes.get(pattern.prefix)
+        if route is None:
+            route = routes[pattern.prefix] = Route(pattern)
+            try:
+                await self._listen(pattern)
+            except BaseException as exc:
+                routes.pop(pattern.prefix, None)
+                if not route.ready.done():
+                    route.ready.set_exception(exc)
+                    route.ready.exception()  # retrieved: later joiners re-raise it
+                raise
+            route.ready.set_result(None)
+        else:
+            await asyncio.shield(route.ready)
+        return route
+
+    async def _listen(self, pattern: Pattern) -> None:
+        if not self.connected:
+            raise ProtocolError(
+                protocol.UNAVAILABLE, "the change feed is down; retry", pattern.text
+            )
+        confirmed = asyncio.get_running_loop().create_future()
+        self._pending[pattern.channel] = confirmed
+        try:
+            if pattern.exact:
+                await self._pubsub.subscribe(pattern.channel)
+            else:
+                await self._pubsub.psubscribe(pattern.channel)
+            await asyncio.wait_for(confirmed, LISTEN_TIMEOUT)
+        except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError):
+            raise ProtocolError(
+                protocol.UNAVAILABLE, "the change feed is down; retry", pattern.text
+            ) from None
+        finally:
+            self._pending.pop(pattern.channel, None)
+
+    async def _unlisten(self, pattern: Pattern) -> None:
+        if not self.connected or pattern.prefix in (
+            self.exact if pattern.exact else self.prefixes
+        ):
+            return
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            if pattern.exact:
+                await self._pubsub.unsubscribe(pattern.channel)
+            else:
+                await self._pubsub.punsubscribe(pattern.channel)
+
+    # Catching up --------------------------------------------------------
+
+    async def _catch_up(
+        self, route: Route, join: Join, pattern: Pattern, *, resuming: bool
+    ) -> None:
+        conn = join.conn
+        first_pages: dict[str, tuple[list[OutgoingEvent], bool] | None] = {}
+        for namespace, merger in join.mergers.items():
+            try:
+                first_pages[namespace] = await history.page_after(
+                    self.store, namespace, merger.position, HISTORY_PAGE
+                )
+            except StaleToken:
+                first_pages[namespace] = None
+
+        recovered = resuming and all(page is not None for page in first_pages.values())
+        if resuming:
+            self.metrics.resumes.labels("recovered" if recovered else "reset").inc()
+        # Where delivery goes on from; None for a log that is empty or whose
+        # token was stale (a reset with a fresh token follows).
+        positions = {
+            ns: merger.position.encode()
+            if merger.position and first_pages[ns]
+            else None
+            for ns, merger in join.mergers.items()
+        }
+        conn.send(
+            protocol.subscribed(pattern, recovered, positions), event="subscribed"
+        )
+
+        for namespace, merger in join.mergers.items():
+            page = first_pages[namespace]
+            if page is None:
+                await self._reset(conn, merger)
+            else:
+                await self._replay(conn, merger, *page)
+
+        while True:
+            while not self._idle.is_set():
+                # Events read from the link are about to be dispatched; going
+                # live now would push some the history already delivered.
+                await self._idle.wait()
+            pending = self._drain(join)
+            if pending is None:
+                # Synchronous from the last drain: no event can slip between.
+                self._go_live(route, join)
+                return
+            merger, outcome = pending
+            if conn.closed:
+                raise ConnectionGone("closed while catching up")
+            if outcome is Outcome.STALE:
+                await self._reset(conn, merger)
+            else:
+                try:
+                    events, more = await history.page_after(
+                        self.store, merger.namespace, merger.position, HISTORY_PAGE
+                    )
+                except StaleToken:
+                    await self._reset(conn, merger)
+                else:
+                    await self._replay(conn, merger, events, more)
+
+    def _go_live(self, route: Route, join: Join) -> None:
+        """Move a caught-up subscriber from the joins to the live connections.
+
+        The log can be read before pub/sub brings the same events here, so a
+        subscriber may already hold events the live stream has not reached:
+        its ``ahead`` entry makes the fan-out skip those once.
+        """
+        conn = join.conn
+        for namespace, merger in join.mergers.items():
+            position = merger.position
+            if position is None:
+                continue
+            live = self.sequencer.position(namespace)
+            if live is None or live[0] != position.epoch or live[1] < position.seq:
+                conn.ahead[namespace] = (position.epoch, position.seq)
+        route.joins.remove(join)
+        route.conns[conn] = None
+
+    def _drain(self, join: Join) -> tuple[Merger, Outcome] | None:
+        for merger in join.mergers.values():
+            delivered, outcome = merger.drain()
+            for event in delivered:
+                join.conn.replay(event)
+            if outcome is not Outcome.DONE:
+                return merger, outcome
+        for event in join.passthrough:
+            join.conn.replay(event)
+        join.passthrough.clear()
+        return None
+
+    async def _replay(
+        self, conn: Connection, merger: Merger, events: list[OutgoingEvent], more: bool
+    ) -> None:
+        replayed = 0
+        while True:
+            for event in merger.take_history(events):
+                conn.replay(event)
+                replayed += 1
+            await conn.writable()
+            if conn.closed:
+                raise ConnectionGone("closed while catching up")
+            if not more:
+                return
+            if replayed >= self.max_replay:
+                # Too far behind to replay: a snapshot is cheaper.
+                await self._reset(conn, merger)
+                return
+            try:
+                events, more = await history.page_after(
+                    self.store, merger.namespace, merger.position, HISTORY_PAGE
+                )
+            except StaleToken:
+                await self._reset(conn, merger)
+                return
+
+    async def _reset(self, conn: Connection, merger: Merger) -> None:
+        position, records = await history.snapshot(self.store, merger.namespace)
+        token = position.encode() if position else None
+        event_id = protocol.sse_event_id(merger.namespace, token) if token else None
+        conn.send(
+            protocol.reset(merger.namespace, token, records),
+            event="reset",
+            event_id=event_id,
+        )
+        merger.rebase(position)
+        await conn.writable()
+
+    # The link -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                await self._connect_and_read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.connected:
+                    logger.warning("pub/sub link to Redis lost: %s", exc)
+                else:
+                    logger.debug("pub/sub link not up: %s", exc)
+            self._link_lost()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _connect_and_read(self) -> None:
+        pubsub = self._pubsub = self.pubsub_client.pubsub()
+        await pubsub.subscribe(SERVER_CHANNEL)
+        last_heard = time.monotonic()
+        while True:
+            message = await pubsub.get_message(timeout=PROBE_SECONDS)
+            now = time.monotonic()
+            if message is None:
+                silent = now - last_heard
+                if silent > 3 * PROBE_SECONDS:
+                    raise ConnectionError(f"no answer from Redis for {silent:.1f}s")
+                if silent > PROBE_SECONDS:
+                    await pubsub.ping()
+                continue
+
+            last_heard = now
+            batch: list[bytes] = []
+            # Events read but not yet dispatched reach no join's buffer: a
+            # subscriber must not go live meanwhile (see _catch_up).
+            self._idle.clear()
+            while message is not None:
+                kind = message["type"]
+                if kind in _DATA:
+                    batch.append(message["data"])
+                elif kind in _CONFIRMATIONS:
+                    self._confirmed(message)
+                if len(batch) >= MAX_BATCH:
+                    break
+                # Whatever the link already holds goes out in this round.
+                message = await pubsub.get_message(timeout=0.0)
+            if batch:
+                self.dispatch(batch)
+            self._idle.set()
+
+    def _confirmed(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if channel == SERVER_CHANNEL and not self.connected:
+            self.connected = True
+            self.metrics.pubsub_up.set(1)
+            self._linked.set()
+            logger.info("pub/sub link to Redis up")
+        confirmed = self._pending.get(channel)
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)
+
+    def _link_lost(self) -> None:
+        self._idle.set()
+        was_connected = self.connected
+        self.connected = False
+        self._linked.clear()
+        self.metrics.pubsub_up.set(0)
+        self.sequencer.clear()
+        for confirmed in self._pending.values():
+            if not confirmed.done():
+                confirmed.set_exception(ConnectionError("pub/sub link lost"))
+                confirmed.exception()
+        if was_connected:
+            # Events published while the link was down never reach us: every
+            # subscriber must resume from its token, here or elsewhere.
+            self.close_all(protocol.CLOSE_RESUME, "change feed interrupted: resume")
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            asyncio.get_running_loop().create_task(_close_quietly(pubsub))
+
+    async def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            await _close_quietly(self._pubsub)
+            self._pubsub = None
+
+    # The hot path ---------------------------------------------------------
+
+    def dispatch(self, messages: list[bytes]) -> None:
+        """Deliver published changes to every connection that listens.
+
+        Consecutive events bound for the same routes are written to each
+        connection together, so one socket write carries them all.
+        """
+        groups: list[tuple[list[Route], list[OutgoingEvent]]] = []
+        for raw in messages:
+            event = OutgoingEvent.from_published(raw)
+            matched = self._accept(event)
+            if not matched:
+                continue
+            if groups and groups[-1][0] == matched:
+                groups[-1][1].append(event)
+            else:
+                groups.append((matched, [event]))
+
+        now = time.time()
+        for matched, events in groups:
+            if len(matched) == 1:
+                conns = matched[0].conns
+            else:
+                # A connection listening on two matching patterns gets it once.
+                conns = {}
+                for route in matched:
+                    conns.update(route.conns)
+            if len(events) == 1:
+                for conn in conns:
+                    if conn.ahead:
+                        _push_after(conn, events)
+                    else:
+                        conn.push(events[0])
+            else:
+                batch = EventBatch(events)
+                for conn in conns:
+                    if conn.ahead:
+                        _push_after(conn, events)
+                    else:
+                        conn.push_batch(batch)
+
+            self.metrics.delivered.inc(len(conns) * len(events))
+            for event in events:
+                self.metrics.lag.observe(max(0.0, now - event.ts / 1000))
+
+    def _accept(self, event: OutgoingEvent) -> list[Route]:
+        """The routes ``event`` goes to; joining subscribers buffer it here."""
+        verdict = self.sequencer.check(event)
+        if verdict is Verdict.DUPLICATE:
+            return []
+
+        namespace = event.namespace
+        matched = []
+        route = self.exact.get(namespace)
+        if route is not None:
+            matched.append(route)
+        for prefix, prefix_route in self.prefixes.items():
+            if namespace.startswith(prefix):
+                matched.append(prefix_route)
+
+        if verdict is Verdict.BROKEN and matched:
+            logger.warning("change stream of %r broke (gap or new epoch)", namespace)
+            for broken in matched:
+                for conn in broken.conns:
+                    conn.close(protocol.CLOSE_RESUME, "change stream broke: resume")
+        for matched_route in matched:
+            for join in matched_route.joins:
+                join.offer(event)
+        return matched
+
+
+def _push_after(conn: Connection, events: list[OutgoingEvent]) -> None:
+    """Push only the events ``conn`` does not already have from history."""
+    for event in events:
+        held = conn.ahead.get(event.namespace)
+        if held is not None:
+            if event.epoch == held[0] and event.seq <= held[1]:
+                continue
+            del conn.ahead[event.namespace]
+        conn.push(event)
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()
