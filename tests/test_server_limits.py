@@ -13,8 +13,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from redismem import MemoryStore
-from redismem.server import RateDecision, ServerConfig, create_app
+from redismem import Decision, Limit, MemoryStore, Policy
+from redismem.server import ServerConfig, create_app, policy_limiter
 from redismem.server.auth import AuthConfig
 from redismem.server.limits import ConnectionLimits
 from tests.realtime import (
@@ -132,15 +132,16 @@ class CountingLimiter:
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
 
-    def __call__(self, subject: str, operation: str) -> RateDecision:
+    def __call__(self, subject: str, operation: str) -> Decision:
         self.calls[subject, operation] += 1
         used = self.calls[subject, operation]
-        return RateDecision(
+        return Decision(
             allowed=used <= 2,
-            limit=2,
             remaining=max(0, 2 - used),
             retry_after=7.0 if used > 2 else 0.0,
             reset_after=7.0,
+            limit=Limit.parse("fixed_window:2/min"),
+            reason="ok" if used <= 2 else "limited",
         )
 
 
@@ -172,8 +173,8 @@ def test_http_calls_over_the_rate_limit_get_429_with_ratelimit_headers(
     ]
 
     assert [a.status_code for a in answers] == [201, 201, 429]
-    assert answers[0].headers["RateLimit-Limit"] == "2"
-    assert answers[0].headers["RateLimit-Remaining"] == "1"
+    assert answers[0].headers["RateLimit-Policy"] == '"put";q=2;w=60'
+    assert answers[0].headers["RateLimit"] == '"put";r=1;t=7'
     assert answers[2].headers["Retry-After"] == "7"
     assert answers[2].json()["error"]["code"] == "rate_limited"
     assert realtime_store.get("rl", "k2") is None
@@ -194,3 +195,71 @@ async def test_websocket_subscribes_over_the_rate_limit_get_an_error_frame(
     assert [f["type"] for f in frames] == ["subscribed", "subscribed", "error"]
     assert frames[2]["code"] == "rate_limited"
     assert frames[2]["retry_after"] == 7.0
+
+
+@pytest.fixture(scope="module")
+def policed(realtime_redis: RedisServer) -> Iterator[ThreadedServer]:
+    """A server whose API calls go through the shared limiter's "api" policy."""
+    from redismem.aio import RateLimiter as SharedLimiter
+    from redismem.connection import connect_async
+
+    limiter = SharedLimiter(connect_async(realtime_redis.url))
+    config = ServerConfig(
+        url=realtime_redis.url,
+        auth=AuthConfig(jwt_secret=SECRET),
+        rate_limiter=policy_limiter(limiter, "api"),
+    )
+    server = ThreadedServer(create_app(config)).start()
+    yield server
+    server.stop()
+
+
+def test_a_live_policy_in_redis_limits_each_operation_of_the_http_api(
+    policed: ThreadedServer, realtime_store: MemoryStore, realtime_redis: RedisServer
+) -> None:
+    from redismem import RateLimiter
+
+    RateLimiter(realtime_redis.client()).save_policy(
+        Policy.build("api", {"put": "fixed_window:2/min", "*": "fixed_window:100/min"})
+    )
+    credential = bearer(token(fresh_subject()))
+
+    puts = [
+        httpx.put(
+            f"{policed.http}/v1/namespaces/pol/records/k{i}",
+            json={"value": i},
+            headers=credential,
+        )
+        for i in range(3)
+    ]
+    read = httpx.get(f"{policed.http}/v1/namespaces/pol/records/k0", headers=credential)
+
+    assert [answer.status_code for answer in puts] == [201, 201, 429], puts[0].text
+    assert puts[1].headers["RateLimit-Policy"] == '"put";q=2;w=60'
+    assert puts[1].headers["RateLimit"].startswith('"put";r=0;')
+    assert int(puts[2].headers["Retry-After"]) >= 1
+    assert realtime_store.get("pol", "k2") is None
+    assert read.status_code == 200
+    assert read.headers["RateLimit-Policy"] == '"get";q=100;w=60'
+
+
+def test_serve_rate_limit_policy_limits_the_api_of_a_served_process(
+    realtime_redis: RedisServer, realtime_store: MemoryStore, tmp_path: Any
+) -> None:
+    from redismem import RateLimiter
+
+    RateLimiter(realtime_redis.client()).save_policy(
+        Policy.build("served", {"*": "fixed_window:1/min"})
+    )
+    server = ServerProcess(
+        realtime_redis.url, tmp_path, "--rate-limit-policy", "served"
+    ).start()
+    try:
+        credential = bearer(token(fresh_subject()))
+        url = f"{server.http}/v1/namespaces/srv/records/k"
+        answers = [httpx.get(url, headers=credential) for _ in range(2)]
+    finally:
+        server.stop()
+
+    assert [answer.status_code for answer in answers] == [404, 429]
+    assert answers[1].json()["error"]["code"] == "rate_limited"

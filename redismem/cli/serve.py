@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from redismem.aio.limiter import RateLimiter
 from redismem.cli.app import Context, main, pass_context
+from redismem.connection import connect_async
 
 
 @main.command()
@@ -92,6 +94,12 @@ from redismem.cli.app import Context, main, pass_context
     type=click.FloatRange(0.5),
     help="Bound on a graceful shutdown (s).",
 )
+@click.option(
+    "--rate-limit-policy",
+    metavar="NAME",
+    help="Limit API calls per subject and operation by this live policy "
+    "(see `redismem limits set`); default: no rate limit.",
+)
 @pass_context
 def serve(
     ctx: Context,
@@ -113,11 +121,15 @@ def serve(
     heartbeat: float,
     heartbeat_timeout: float,
     drain_seconds: float,
+    rate_limit_policy: str | None,
 ) -> None:
     """Serve WebSocket (/ws), SSE (/sse), the HTTP API (/v1), /healthz and /metrics."""
     try:
         from redismem.server import AuthConfig, ServerConfig, create_app
+        from redismem.server.app import resolve_url
         from redismem.server.auth import load_api_keys
+        from redismem.server.ratelimit import RateLimiter as ServerRateLimiter
+        from redismem.server.ratelimit import policy_limiter, unlimited
         from redismem.server.shutdown import DrainingServer, uvicorn_config
     except ImportError as exc:  # the server extra is not installed
         raise click.ClickException(f"{exc}; install redismem[server]") from None
@@ -135,9 +147,16 @@ def serve(
         jwt_issuer=jwt_issuer,
         api_keys=load_api_keys(api_keys) if api_keys else {},
     )
+    redis_url = resolve_url(url or _configured_url(ctx))
+    rate_limiter: ServerRateLimiter = unlimited
+    if rate_limit_policy:
+        rate_limiter = policy_limiter(
+            RateLimiter(connect_async(redis_url)), rate_limit_policy
+        )
     config = ServerConfig(
-        url=url or _configured_url(ctx),
+        url=redis_url,
         auth=auth,
+        rate_limiter=rate_limiter,
         max_connections=max_connections,
         max_connections_per_subject=max_connections_per_subject,
         max_connections_per_address=max_connections_per_address,

@@ -49,8 +49,17 @@ class Policy:
 
     def __post_init__(self) -> None:
         check_policy_name(self.name)
-        for operation in self.operations:
+        for operation, limits in self.operations.items():
             check_operation(operation)
+            # Notation strings belong in Policy.build(); here a string would
+            # otherwise be taken apart character by character later on.
+            if not isinstance(limits, tuple) or not all(
+                isinstance(limit, Limit) for limit in limits
+            ):
+                raise InvalidLimit(
+                    limits,
+                    "Policy takes tuples of Limit; use Policy.build() for notation",
+                )
 
     @classmethod
     def build(

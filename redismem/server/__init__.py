@@ -7,15 +7,15 @@ uvicorn. The wire protocol is described in ``docs/protocol.md``.
 from redismem.server.app import RealtimeApp, create_app
 from redismem.server.auth import AuthConfig, AuthError, Principal
 from redismem.server.config import ServerConfig
-from redismem.server.ratelimit import RateDecision, RateLimiter
+from redismem.server.ratelimit import RateLimiter, policy_limiter
 
 __all__ = [
     "AuthConfig",
     "AuthError",
     "Principal",
-    "RateDecision",
     "RateLimiter",
     "RealtimeApp",
     "ServerConfig",
     "create_app",
+    "policy_limiter",
 ]

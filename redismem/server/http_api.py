@@ -135,7 +135,7 @@ def endpoint(
                     error_body(mapped.code, mapped.message, **mapped.extra),
                     mapped.status,
                 )
-            response.headers.update(ratelimit.headers(decision))
+            response.headers.update(ratelimit.headers(decision, operation))
             return response
 
         return run

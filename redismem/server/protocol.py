@@ -202,13 +202,17 @@ def reset(namespace: str, token: str | None, records: list[Record]) -> bytes:
 
 
 def error(
-    code: str, message: str, *, pattern: str | None = None, retry_after: float = 0
+    code: str,
+    message: str,
+    *,
+    pattern: str | None = None,
+    retry_after: float | None = 0,
 ) -> bytes:
-    """An error frame."""
+    """An error frame; ``retry_after`` None (sent as null) means never."""
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if pattern is not None:
         frame["pattern"] = pattern
-    if retry_after:
+    if retry_after is None or retry_after:
         frame["retry_after"] = retry_after
     return orjson.dumps(frame)
 

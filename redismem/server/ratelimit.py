@@ -1,48 +1,60 @@
 """The server's view of a rate limiter: one call per API operation.
 
 The server asks ``limiter(subject, operation)`` before each HTTP API call and
-each WebSocket command, and refuses the call when the decision says so. Any
-callable returning a :class:`RateDecision` (or an awaitable of one) fits, so a
-shared limiter in Redis plugs in without the server knowing its algorithm.
+each subscribe, and refuses the call when the :class:`~redismem.Decision`
+says so. Any callable returning a Decision (or an awaitable of one) fits;
+:func:`policy_limiter` binds redismem's own limiter, through a live policy
+stored in Redis, so every server process shares the same limits.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from redismem.limiter.decision import Decision
+from redismem.limiter.http import rate_limit_headers
 
-@dataclass(frozen=True)
-class RateDecision:
-    """Whether a call may proceed, with what the RateLimit headers report.
-
-    ``retry_after`` and ``reset_after`` are in seconds; ``limit`` and
-    ``remaining`` may be None when the limiter has no such notion.
-    """
-
-    allowed: bool
-    limit: int | None = None
-    remaining: int | None = None
-    retry_after: float = 0.0
-    reset_after: float = 0.0
-
+if TYPE_CHECKING:
+    from redismem.aio.limiter import RateLimiter as SharedLimiter
 
 #: ``limiter(subject, operation)``; operations are listed in OPERATIONS.
-RateLimiter = Callable[[str, str], "RateDecision | Awaitable[RateDecision]"]
+RateLimiter = Callable[[str, str], "Decision | Awaitable[Decision]"]
 
-#: The operation names the server asks about.
+#: The operation names the server asks about; a policy maps them to limits.
 OPERATIONS = ("get", "put", "delete", "list", "changes", "subscribe")
 
-ALLOW = RateDecision(allowed=True)
+ALLOW = Decision(
+    allowed=True,
+    remaining=0,
+    retry_after=0.0,
+    reset_after=0.0,
+    limit=None,
+    reason="ok",
+)
 
 
-def unlimited(subject: str, operation: str) -> RateDecision:
+def unlimited(subject: str, operation: str) -> Decision:
     """The default limiter: every call is allowed."""
     return ALLOW
 
 
-async def decide(limiter: RateLimiter, subject: str, operation: str) -> RateDecision:
+def policy_limiter(limiter: SharedLimiter, policy: str) -> RateLimiter:
+    """Hit the live policy ``policy`` of a shared (asyncio) RateLimiter.
+
+    The policy maps the server's operations (``get``, ``put``, ...; ``*`` for
+    the rest) to limits; change it with ``redismem limits set`` while servers
+    run.
+    """
+
+    async def decide(subject: str, operation: str) -> Decision:
+        return await limiter.hit_policy(subject, policy, operation)
+
+    return decide
+
+
+async def decide(limiter: RateLimiter, subject: str, operation: str) -> Decision:
     """Ask ``limiter``, awaiting its answer if it is asynchronous."""
     decision = limiter(subject, operation)
     if inspect.isawaitable(decision):
@@ -50,15 +62,9 @@ async def decide(limiter: RateLimiter, subject: str, operation: str) -> RateDeci
     return decision
 
 
-def headers(decision: RateDecision) -> dict[str, str]:
-    """The RateLimit headers (IETF draft names) for an HTTP answer."""
-    values: dict[str, str] = {}
-    if decision.limit is not None:
-        values["RateLimit-Limit"] = str(decision.limit)
-    if decision.remaining is not None:
-        values["RateLimit-Remaining"] = str(decision.remaining)
-    if decision.limit is not None or decision.reset_after:
-        values["RateLimit-Reset"] = str(max(0, round(decision.reset_after)))
-    if not decision.allowed:
-        values["Retry-After"] = str(max(1, round(decision.retry_after + 0.499)))
-    return values
+def headers(decision: Decision, operation: str) -> dict[str, str]:
+    """The ``RateLimit-Policy``, ``RateLimit`` and ``Retry-After`` headers.
+
+    The policy the headers name is the operation: each has limits of its own.
+    """
+    return rate_limit_headers(decision, name=operation)

@@ -77,7 +77,7 @@ async def serve_sse(
             "too many subscribe calls",
             retry_after=decision.retry_after,
         )
-        await json_response(send, 429, body, ratelimit.headers(decision))
+        await json_response(send, 429, body, ratelimit.headers(decision, "subscribe"))
         return
 
     refused = state.limits.admit(principal.subject, address)
