@@ -55,13 +55,11 @@
 
 local acl_key, ban_key, strikes_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, cost, operation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local minute_ttl, day_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local strikes_at, strike_window = tonumber(ARGV[6]), tonumber(ARGV[7])
-local ban_base, ban_factor = tonumber(ARGV[8]), tonumber(ARGV[9])
-local ban_max, strike_decay = tonumber(ARGV[10]), tonumber(ARGV[11])
+local minute_ttl = tonumber(ARGV[4])
 local count = tonumber(ARGV[12])
 
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
+local match, format = string.match, string.format
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + floor(tonumber(time[2]) / 1000)
 
@@ -110,227 +108,281 @@ local function calendar_period(at_ms, offset, monthly)
 end
 -- calendar end
 
-local function num(text)
-    return string.format('%.17g', text)
+-- Hot path: every call runs what follows, so it allocates little (one table
+-- per limit, no closures per limit), reads every string state with the list
+-- entry and the ban in one MGET, and makes no call it can skip.
+
+-- Every limit's arguments and keys. A sliding window keeps its state in a
+-- log and a hash; every other limit in one string, read by the MGET below.
+local limits, names = {}, {acl_key, ban_key}
+for i = 1, count do
+    local at = 12 + (i - 1) * 7
+    local first = tonumber(ARGV[at + 2])
+    local limit = {
+        algorithm = ARGV[at + 1], key = KEYS[first],
+        amount = tonumber(ARGV[at + 3]), period = tonumber(ARGV[at + 4]),
+        capacity = tonumber(ARGV[at + 5]), shaping = ARGV[at + 6] == '1',
+        offset = tonumber(ARGV[at + 7]), delay = 0,
+    }
+    if limit.algorithm == 'sw' then
+        limit.totals = KEYS[first + 1]
+    else
+        names[#names + 1] = limit.key
+        limit.slot = #names
+    end
+    limits[i] = limit
 end
 
--- Each limit is read into a table:
---   left      units it can still admit now (may be < 0 after a shrink)
---   fits      whether `cost` fits now;  never: cost > capacity
---   retry     ms until `cost` would fit; reset, reset_hit: ms until full,
---             now and after this hit;  delay: shaping wait after this hit
---   commit(), give_back(): write the consumed or refunded state
-local limits = {}
-
--- A state string "<a>:<b>" as two numbers (nil, nil when absent).
-local function pair(key)
-    local state = redis.call('GET', key)
+-- The numbers of a state string "<a>:<b>" (nil, nil when absent).
+local function pair(state)
     if not state then return nil, nil end
-    local a, b = string.match(state, '^([^:]+):(.+)$')
+    local a, b = match(state, '^([^:]+):(.+)$')
     return tonumber(a), tonumber(b)
 end
 
-local function counter(limit, key, start, finish)
-    local window, count = pair(key)
+-- Each limit is evaluated into its table:
+--   left      units it can still admit now (may be < 0 after a shrink)
+--   fits      whether `cost` fits now;  never: cost > capacity
+--   retry     ms until `cost` would fit; reset, reset_hit: ms until full,
+--             now and after this hit (a sliding window's reset is read only
+--             when an answer needs it);  delay: shaping wait after this hit
+--   value, px / pxat: the state string that commit() writes
+local function counter(limit, state, start, finish)
+    local window, stored = pair(state)
     local used = 0
-    if window == start then used = count end
+    if window == start then used = stored end
+    limit.used, limit.start, limit.finish = used, start, finish
     limit.left = limit.capacity - used
     limit.fits = used + cost <= limit.capacity
     limit.retry = finish - now
     limit.reset = used > 0 and finish - now or 0
     limit.reset_hit = finish - now
-    limit.commit = function()
-        redis.call('SET', key, start .. ':' .. (used + cost), 'PXAT', finish)
-    end
-    limit.give_back = function()
-        if used > 0 then
-            redis.call('SET', key, start .. ':' .. max(0, used - cost), 'PXAT', finish)
-        end
-    end
 end
 
-local function sliding(limit, log, totals)
-    local period = limit.period
+local function sliding(limit)
+    local period, log, totals = limit.period, limit.key, limit.totals
+    local kept = redis.call('HMGET', totals, 'n', 'seq')
+    local used = tonumber(kept[1] or '0')
+    limit.seq = tonumber(kept[2]) or 0
     -- Entries at or before now - period have left the window: drop them and
     -- their cost from the running total, so the total is the window's sum.
     local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - period)
     if #gone > 0 then
         local freed = 0
-        for _, member in ipairs(gone) do
-            freed = freed + tonumber(string.match(member, ':(%d+)$'))
+        for j = 1, #gone do
+            freed = freed + tonumber(match(gone[j], ':(%d+)$'))
         end
         redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
-        redis.call('HINCRBY', totals, 'n', -freed)
+        used = used - freed
+        -- The total is written once, by commit() or after the decision.
+        limit.pruned = true
     end
-    local used = tonumber(redis.call('HGET', totals, 'n') or '0')
+    limit.used = used
     limit.left = limit.capacity - used
     limit.fits = used + cost <= limit.capacity
-    limit.reset, limit.reset_hit, limit.retry = 0, period, 0
-    if used > 0 then
-        local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-        limit.reset = tonumber(newest[2]) + period - now
-    end
+    limit.reset_hit, limit.retry = period, 0
     if not limit.fits and cost <= limit.capacity then
         -- Walk the log oldest first until enough cost will have left it.
         local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
         local still = used
-        for i = 1, #entries, 2 do
-            still = still - tonumber(string.match(entries[i], ':(%d+)$'))
+        for j = 1, #entries, 2 do
+            still = still - tonumber(match(entries[j], ':(%d+)$'))
             if still + cost <= limit.capacity then
-                limit.retry = tonumber(entries[i + 1]) + period - now
+                limit.retry = tonumber(entries[j + 1]) + period - now
                 break
             end
         end
     end
-    limit.commit = function()
-        local seq = redis.call('HINCRBY', totals, 'seq', 1)
-        redis.call('ZADD', log, now, seq .. ':' .. cost)
-        redis.call('HINCRBY', totals, 'n', cost)
-        redis.call('PEXPIRE', log, period)
-        redis.call('PEXPIRE', totals, period)
-    end
-    limit.give_back = function()
-        -- Refund the newest entries first; split one if it holds more.
-        local owed = cost
-        local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
-        for i = 1, #entries, 2 do
-            if owed <= 0 then break end
-            local seq, units = string.match(entries[i], '^(%d+):(%d+)$')
-            units = tonumber(units)
-            redis.call('ZREM', log, entries[i])
-            if units > owed then
-                redis.call('ZADD', log, entries[i + 1], seq .. ':' .. (units - owed))
-                units = owed
-            end
-            owed = owed - units
-            redis.call('HINCRBY', totals, 'n', -units)
-        end
-    end
 end
 
-local function bucket(limit, key, draining)
+-- A sliding window is full again when its newest entry leaves it.
+local function sliding_reset(limit)
+    if limit.used <= 0 then return 0 end
+    local newest = redis.call('ZRANGE', limit.key, -1, -1, 'WITHSCORES')
+    return tonumber(newest[2]) + limit.period - now
+end
+
+local function bucket(limit, state, draining)
     -- rate in units per ms; a token bucket starts full, a leaky one empty.
     -- Both are clamped to the capacity, so a shrunk limit takes effect at once.
+    local capacity = limit.capacity
     local rate = limit.amount / limit.period
-    local level, since = pair(key)
+    local level, since = pair(state)
     local elapsed = since and max(0, now - since) or 0
     local room, after
     if draining then
-        level = min(limit.capacity, max(0, (level or 0) - elapsed * rate))
-        room = limit.capacity - level
+        level = min(capacity, max(0, (level or 0) - elapsed * rate))
+        room = capacity - level
         after = level + cost
         limit.reset = ceil(level / rate)
         limit.reset_hit = ceil(after / rate)
         limit.delay = ceil(level / rate)
     else
-        level = min(limit.capacity, (level or limit.capacity) + elapsed * rate)
+        level = min(capacity, (level or capacity) + elapsed * rate)
         room = level
         after = level - cost
-        limit.reset = ceil((limit.capacity - level) / rate)
-        limit.reset_hit = ceil((limit.capacity - after) / rate)
+        limit.reset = ceil((capacity - level) / rate)
+        limit.reset_hit = ceil((capacity - after) / rate)
     end
+    limit.level, limit.after, limit.draining = level, after, draining
     limit.left = floor(room + 1e-9)
     limit.fits = cost <= room + 1e-9
     limit.retry = max(0, ceil((cost - room) / rate))
-    local ttl = ceil(limit.capacity / rate) + 1000
-    local function save(value)
-        redis.call('SET', key, num(value) .. ':' .. now, 'PX', ttl)
-    end
-    limit.commit = function() save(after) end
-    limit.give_back = function()
-        if draining then save(max(0, level - cost))
-        else save(min(limit.capacity, level + cost)) end
-    end
+    limit.ttl = ceil(capacity / rate) + 1000
 end
 
-local function read_limits()
+-- Evaluate every limit against `states`, the MGET reply.
+local function read_limits(states)
     for i = 1, count do
-        local at = 12 + (i - 1) * 7
-        local algorithm, key = ARGV[at + 1], KEYS[tonumber(ARGV[at + 2])]
-        local limit = {
-            amount = tonumber(ARGV[at + 3]), period = tonumber(ARGV[at + 4]),
-            capacity = tonumber(ARGV[at + 5]), shaping = ARGV[at + 6] == '1',
-            delay = 0,
-        }
-        if algorithm == 'fw' then
+        local limit = limits[i]
+        local algorithm = limit.algorithm
+        local state = limit.slot and states[limit.slot]
+        if algorithm == 'tb' then
+            bucket(limit, state, false)
+        elseif algorithm == 'fw' then
             local start = now - now % limit.period
-            counter(limit, key, start, start + limit.period)
-        elseif algorithm == 'qd' or algorithm == 'qm' then
-            local start, finish = calendar_period(now, tonumber(ARGV[at + 7]),
-                algorithm == 'qm')
-            counter(limit, key, start, finish)
+            counter(limit, state, start, start + limit.period)
         elseif algorithm == 'sw' then
-            sliding(limit, key, KEYS[tonumber(ARGV[at + 2]) + 1])
-        elseif algorithm == 'tb' then
-            bucket(limit, key, false)
+            sliding(limit)
         elseif algorithm == 'lb' then
-            bucket(limit, key, true)
+            bucket(limit, state, true)
+        elseif algorithm == 'qd' or algorithm == 'qm' then
+            local start, finish = calendar_period(now, limit.offset, algorithm == 'qm')
+            counter(limit, state, start, finish)
         else
             return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
         end
         limit.never = cost > limit.capacity
-        limits[i] = limit
+    end
+end
+
+local function save_bucket(limit, level)
+    redis.call('SET', limit.key, format('%.17g', level) .. ':' .. now,
+        'PX', limit.ttl)
+end
+
+local function commit(limit)
+    local algorithm = limit.algorithm
+    if algorithm == 'tb' or algorithm == 'lb' then
+        save_bucket(limit, limit.after)
+    elseif algorithm == 'sw' then
+        local seq = limit.seq + 1
+        redis.call('ZADD', limit.key, now, seq .. ':' .. cost)
+        redis.call('HSET', limit.totals, 'n', limit.used + cost, 'seq', seq)
+        redis.call('PEXPIRE', limit.key, limit.period)
+        redis.call('PEXPIRE', limit.totals, limit.period)
+    else
+        redis.call('SET', limit.key, limit.start .. ':' .. (limit.used + cost),
+            'PXAT', limit.finish)
+    end
+end
+
+-- A sliding window that dropped old entries but consumed nothing still
+-- records its new total.
+local function keep_pruned()
+    for i = 1, count do
+        local limit = limits[i]
+        if limit.pruned then redis.call('HSET', limit.totals, 'n', limit.used) end
+    end
+end
+
+local function give_back(limit)
+    local algorithm = limit.algorithm
+    if algorithm == 'tb' then
+        save_bucket(limit, min(limit.capacity, limit.level + cost))
+    elseif algorithm == 'lb' then
+        save_bucket(limit, max(0, limit.level - cost))
+    elseif algorithm == 'sw' then
+        -- Refund the newest entries first; split one if it holds more.
+        local log, owed = limit.key, cost
+        local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
+        for j = 1, #entries, 2 do
+            if owed <= 0 then break end
+            local seq, units = match(entries[j], '^(%d+):(%d+)$')
+            units = tonumber(units)
+            redis.call('ZREM', log, entries[j])
+            if units > owed then
+                redis.call('ZADD', log, entries[j + 1], seq .. ':' .. (units - owed))
+                units = owed
+            end
+            owed = owed - units
+        end
+        if limit.pruned or owed < cost then
+            redis.call('HSET', limit.totals, 'n', limit.used - (cost - owed))
+        end
+    elseif limit.used > 0 then
+        redis.call('SET', limit.key, limit.start .. ':' .. max(0, limit.used - cost),
+            'PXAT', limit.finish)
     end
 end
 
 -- The limit that decides: among refusals, one that can never pass, else the
 -- longest wait; when all pass, the one with the least left.
 local function decide(consuming)
-    local chosen, refused = 0, false
-    for i, limit in ipairs(limits) do
-        local current = limits[chosen]
+    local chosen, refused, current = 0, false, nil
+    for i = 1, count do
+        local limit = limits[i]
         if not limit.fits then
             if not refused or (limit.never and not current.never)
                 or (current.never == limit.never and limit.retry > current.retry) then
-                chosen, refused = i, true
+                chosen, refused, current = i, true, limit
             end
         elseif not refused and (chosen == 0 or limit.left < current.left) then
-            chosen = i
+            chosen, current = i, limit
         end
     end
-    local reply = {refused and 0 or 1, 0, chosen, 0, 0, 0, 0, now}
-    local limit = limits[chosen]
-    if limit == nil then return reply end
+    if current == nil then return {1, 0, 0, 0, 0, 0, 0, now} end
+    local reset = current.reset
+    if (refused or not consuming) and reset == nil then
+        reset = sliding_reset(current)
+    end
     if refused then
-        reply[2] = limit.never and 2 or 1
-        reply[4] = max(0, limit.left)
-        reply[5] = limit.never and -1 or max(0, limit.retry)
-        reply[6] = max(0, limit.reset)
-    else
-        reply[4] = max(0, consuming and limit.left - cost or limit.left)
-        reply[6] = max(0, consuming and limit.reset_hit or limit.reset)
-        for _, each in ipairs(limits) do
-            if each.shaping and consuming then reply[7] = max(reply[7], each.delay) end
-        end
+        return {0, current.never and 2 or 1, chosen, max(0, current.left),
+            current.never and -1 or max(0, current.retry), max(0, reset), 0, now}
     end
-    return reply
+    local delay = 0
+    if consuming then
+        for i = 1, count do
+            local limit = limits[i]
+            if limit.shaping then delay = max(delay, limit.delay) end
+        end
+        return {1, 0, chosen, max(0, current.left - cost), 0,
+            max(0, current.reset_hit), delay, now}
+    end
+    return {1, 0, chosen, max(0, current.left), 0, max(0, reset), 0, now}
 end
 
+-- Usage counters: the minute and day hashes of Redis time (UTC), named
+-- YYYYMMDDhhmm and YYYYMMDD from numbers (no string.format).
 local function count_usage(allowed)
     if minute_ttl <= 0 or mode ~= 'hit' then return end
     local y, m, d = civil_from_days(floor(now / 86400000))
-    local in_day = floor(now / 1000) % 86400
-    local day = string.format('%04d%02d%02d', y, m, d)
-    local minute = string.format('%s%02d%02d', day, floor(in_day / 3600),
-        floor(in_day % 3600 / 60))
+    local day = (y * 100 + m) * 100 + d
+    local in_day = floor(now / 60000) % 1440
+    local minute_key = usage_prefix .. ':m:'
+        .. (day * 10000 + floor(in_day / 60) * 100 + in_day % 60)
+    local day_key = usage_prefix .. ':d:' .. day
     local field = operation .. (allowed and ':a' or ':r')
-    local extra = operation .. (allowed and ':ax' or ':rx')
-    for _, bucket in ipairs({{usage_prefix .. ':m:' .. minute, minute_ttl},
-                             {usage_prefix .. ':d:' .. day, day_ttl}}) do
-        -- A new field may be the first of a new bucket: only then set its TTL.
-        if redis.call('HINCRBY', bucket[1], field, 1) == 1 then
-            redis.call('EXPIRE', bucket[1], bucket[2])
-        end
-        if cost > 1 then
-            redis.call('HINCRBY', bucket[1], extra, cost - 1)
-        end
+    -- A new field may be the first of a new bucket: only then set its TTL.
+    if redis.call('HINCRBY', minute_key, field, 1) == 1 then
+        redis.call('EXPIRE', minute_key, minute_ttl)
+    end
+    if redis.call('HINCRBY', day_key, field, 1) == 1 then
+        redis.call('EXPIRE', day_key, tonumber(ARGV[5]))
+    end
+    if cost > 1 then
+        redis.call('HINCRBY', minute_key, field .. 'x', cost - 1)
+        redis.call('HINCRBY', day_key, field .. 'x', cost - 1)
     end
 end
 
 -- A refusal by a limit is a violation; enough of them within the window earn
 -- a ban of base * factor^strikes (capped). Strikes decay one per quiet period.
 local function strike(reply)
+    local strikes_at, strike_window = tonumber(ARGV[6]), tonumber(ARGV[7])
     if strikes_at <= 0 then return reply end
+    local ban_base, ban_factor = tonumber(ARGV[8]), tonumber(ARGV[9])
+    local ban_max, strike_decay = tonumber(ARGV[10]), tonumber(ARGV[11])
     local state = redis.call('HMGET', strikes_key, 'v', 'vs', 'strikes', 'last')
     local violations, since = tonumber(state[1]) or 0, tonumber(state[2]) or 0
     local strikes, last = tonumber(state[3]) or 0, tonumber(state[4]) or 0
@@ -356,33 +408,36 @@ local function strike(reply)
     return reply
 end
 
--- The allow/deny entry and a running ban decide before any limit.
-local entry = redis.call('MGET', acl_key, ban_key)
-local listed = entry[1]
+-- The allow/deny entry and a running ban decide before any limit; the
+-- limits' string states come in the same MGET.
+local states = redis.call('MGET', unpack(names))
+local listed = states[1]
 if listed == 'deny' then
     count_usage(false)
     return {0, 3, 0, 0, -1, 0, 0, now}
 end
 
 if listed ~= 'allow' and mode ~= 'refund' then
-    local banned_until = tonumber(entry[2]) or 0
+    local banned_until = tonumber(states[2]) or 0
     if banned_until > now then
         count_usage(false)
         return {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}
     end
 end
 
-local failed = read_limits()
+local failed = read_limits(states)
 if failed then return failed end
 
 if mode == 'refund' then
-    for _, limit in ipairs(limits) do limit.give_back() end
-    limits = {}
-    read_limits()
+    for i = 1, count do give_back(limits[i]) end
+    for i = 1, count do limits[i].pruned = nil end
+    read_limits(redis.call('MGET', unpack(names)))
+    keep_pruned()
     return decide(false)
 end
 
 if listed == 'allow' then
+    keep_pruned()
     local reply = decide(false)
     reply[1], reply[2], reply[5] = 1, 5, 0
     count_usage(true)
@@ -391,10 +446,12 @@ end
 
 local consuming = mode == 'hit'
 local reply = decide(consuming)
+if reply[1] == 1 and consuming then
+    for i = 1, count do commit(limits[i]) end
+else
+    keep_pruned()
+end
 if reply[1] == 1 then
-    if consuming then
-        for _, limit in ipairs(limits) do limit.commit() end
-    end
     count_usage(true)
     return reply
 end
