@@ -55,11 +55,10 @@
 
 local acl_key, ban_key, strikes_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, cost, operation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local minute_ttl = tonumber(ARGV[4])
 local count = tonumber(ARGV[12])
 
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
-local match, format = string.match, string.format
+local match = string.match
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + floor(tonumber(time[2]) / 1000)
 
@@ -108,12 +107,13 @@ local function calendar_period(at_ms, offset, monthly)
 end
 -- calendar end
 
--- Hot path: every call runs what follows, so it allocates little (one table
--- per limit, no closures per limit), reads every string state with the list
--- entry and the ban in one MGET, and makes no call it can skip.
+-- Every call runs what follows, so it is written flat: no closures (creating
+-- one per call costs Redis more than a command), one table per limit, the
+-- list entry, the ban and every string state read by one MGET, and no
+-- command that the outcome does not need.
 
 -- Every limit's arguments and keys. A sliding window keeps its state in a
--- log and a hash; every other limit in one string, read by the MGET below.
+-- log and a hash; every other limit in one string, read by the MGET.
 local limits, names = {}, {acl_key, ban_key}
 for i = 1, count do
     local at = 12 + (i - 1) * 7
@@ -133,11 +133,19 @@ for i = 1, count do
     limits[i] = limit
 end
 
--- The numbers of a state string "<a>:<b>" (nil, nil when absent).
-local function pair(state)
-    if not state then return nil, nil end
-    local a, b = match(state, '^([^:]+):(.+)$')
-    return tonumber(a), tonumber(b)
+local states = redis.call('MGET', unpack(names))
+local listed = states[1]
+local reply, usage = nil, nil  -- usage: count the request as allowed or refused
+
+-- The allow/deny entry and a running ban decide before any limit.
+if listed == 'deny' then
+    reply, usage = {0, 3, 0, 0, -1, 0, 0, now}, false
+elseif listed ~= 'allow' and mode ~= 'refund' then
+    local banned_until = tonumber(states[2]) or 0
+    if banned_until > now then
+        reply = {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}
+        usage = false
+    end
 end
 
 -- Each limit is evaluated into its table:
@@ -145,180 +153,147 @@ end
 --   fits      whether `cost` fits now;  never: cost > capacity
 --   retry     ms until `cost` would fit; reset, reset_hit: ms until full,
 --             now and after this hit (a sliding window's reset is read only
---             when an answer needs it);  delay: shaping wait after this hit
---   value, px / pxat: the state string that commit() writes
-local function counter(limit, state, start, finish)
-    local window, stored = pair(state)
-    local used = 0
-    if window == start then used = stored end
-    limit.used, limit.start, limit.finish = used, start, finish
-    limit.left = limit.capacity - used
-    limit.fits = used + cost <= limit.capacity
-    limit.retry = finish - now
-    limit.reset = used > 0 and finish - now or 0
-    limit.reset_hit = finish - now
-end
-
-local function sliding(limit)
-    local period, log, totals = limit.period, limit.key, limit.totals
-    local kept = redis.call('HMGET', totals, 'n', 'seq')
-    local used = tonumber(kept[1] or '0')
-    limit.seq = tonumber(kept[2]) or 0
-    -- Entries at or before now - period have left the window: drop them and
-    -- their cost from the running total, so the total is the window's sum.
-    local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - period)
-    if #gone > 0 then
-        local freed = 0
-        for j = 1, #gone do
-            freed = freed + tonumber(match(gone[j], ':(%d+)$'))
-        end
-        redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
-        used = used - freed
-        -- The total is written once, by commit() or after the decision.
-        limit.pruned = true
-    end
-    limit.used = used
-    limit.left = limit.capacity - used
-    limit.fits = used + cost <= limit.capacity
-    limit.reset_hit, limit.retry = period, 0
-    if not limit.fits and cost <= limit.capacity then
-        -- Walk the log oldest first until enough cost will have left it.
-        local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-        local still = used
-        for j = 1, #entries, 2 do
-            still = still - tonumber(match(entries[j], ':(%d+)$'))
-            if still + cost <= limit.capacity then
-                limit.retry = tonumber(entries[j + 1]) + period - now
-                break
-            end
-        end
-    end
-end
-
--- A sliding window is full again when its newest entry leaves it.
-local function sliding_reset(limit)
-    if limit.used <= 0 then return 0 end
-    local newest = redis.call('ZRANGE', limit.key, -1, -1, 'WITHSCORES')
-    return tonumber(newest[2]) + limit.period - now
-end
-
-local function bucket(limit, state, draining)
-    -- rate in units per ms; a token bucket starts full, a leaky one empty.
-    -- Both are clamped to the capacity, so a shrunk limit takes effect at once.
-    local capacity = limit.capacity
-    local rate = limit.amount / limit.period
-    local level, since = pair(state)
-    local elapsed = since and max(0, now - since) or 0
-    local room, after
-    if draining then
-        level = min(capacity, max(0, (level or 0) - elapsed * rate))
-        room = capacity - level
-        after = level + cost
-        limit.reset = ceil(level / rate)
-        limit.reset_hit = ceil(after / rate)
-        limit.delay = ceil(level / rate)
-    else
-        level = min(capacity, (level or capacity) + elapsed * rate)
-        room = level
-        after = level - cost
-        limit.reset = ceil((capacity - level) / rate)
-        limit.reset_hit = ceil((capacity - after) / rate)
-    end
-    limit.level, limit.after, limit.draining = level, after, draining
-    limit.left = floor(room + 1e-9)
-    limit.fits = cost <= room + 1e-9
-    limit.retry = max(0, ceil((cost - room) / rate))
-    limit.ttl = ceil(capacity / rate) + 1000
-end
-
--- Evaluate every limit against `states`, the MGET reply.
-local function read_limits(states)
+--             when the answer needs it);  delay: shaping wait after this hit
+--   and what a commit or a refund writes back.
+-- A refund evaluates twice: to give back, then to answer from the new state.
+local passes = reply == nil and (mode == 'refund' and 2 or 1) or 0
+for pass = 1, passes do
     for i = 1, count do
         local limit = limits[i]
-        local algorithm = limit.algorithm
-        local state = limit.slot and states[limit.slot]
-        if algorithm == 'tb' then
-            bucket(limit, state, false)
-        elseif algorithm == 'fw' then
-            local start = now - now % limit.period
-            counter(limit, state, start, start + limit.period)
-        elseif algorithm == 'sw' then
-            sliding(limit)
-        elseif algorithm == 'lb' then
-            bucket(limit, state, true)
-        elseif algorithm == 'qd' or algorithm == 'qm' then
-            local start, finish = calendar_period(now, limit.offset, algorithm == 'qm')
-            counter(limit, state, start, finish)
+        local algorithm, capacity = limit.algorithm, limit.capacity
+        if algorithm == 'sw' then
+            local period, log = limit.period, limit.key
+            local kept = redis.call('HMGET', limit.totals, 'n', 'seq')
+            local used = tonumber(kept[1] or '0')
+            limit.seq = tonumber(kept[2]) or 0
+            -- Entries at or before now - period have left the window: drop
+            -- them and their cost from the total, so it is the window's sum.
+            -- The total is written back once: by the commit, or at the end.
+            local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - period)
+            if #gone > 0 then
+                for j = 1, #gone do
+                    used = used - tonumber(match(gone[j], ':(%d+)$'))
+                end
+                redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
+                limit.pruned = true
+            end
+            limit.used = used
+            limit.left = capacity - used
+            limit.fits = used + cost <= capacity
+            limit.reset_hit, limit.retry = period, 0
+            if not limit.fits and cost <= capacity then
+                -- Walk the log oldest first until enough cost will have left.
+                local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+                local still = used
+                for j = 1, #entries, 2 do
+                    still = still - tonumber(match(entries[j], ':(%d+)$'))
+                    if still + cost <= capacity then
+                        limit.retry = tonumber(entries[j + 1]) + period - now
+                        break
+                    end
+                end
+            end
         else
-            return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
-        end
-        limit.never = cost > limit.capacity
-    end
-end
-
-local function save_bucket(limit, level)
-    redis.call('SET', limit.key, format('%.17g', level) .. ':' .. now,
-        'PX', limit.ttl)
-end
-
-local function commit(limit)
-    local algorithm = limit.algorithm
-    if algorithm == 'tb' or algorithm == 'lb' then
-        save_bucket(limit, limit.after)
-    elseif algorithm == 'sw' then
-        local seq = limit.seq + 1
-        redis.call('ZADD', limit.key, now, seq .. ':' .. cost)
-        redis.call('HSET', limit.totals, 'n', limit.used + cost, 'seq', seq)
-        redis.call('PEXPIRE', limit.key, limit.period)
-        redis.call('PEXPIRE', limit.totals, limit.period)
-    else
-        redis.call('SET', limit.key, limit.start .. ':' .. (limit.used + cost),
-            'PXAT', limit.finish)
-    end
-end
-
--- A sliding window that dropped old entries but consumed nothing still
--- records its new total.
-local function keep_pruned()
-    for i = 1, count do
-        local limit = limits[i]
-        if limit.pruned then redis.call('HSET', limit.totals, 'n', limit.used) end
-    end
-end
-
-local function give_back(limit)
-    local algorithm = limit.algorithm
-    if algorithm == 'tb' then
-        save_bucket(limit, min(limit.capacity, limit.level + cost))
-    elseif algorithm == 'lb' then
-        save_bucket(limit, max(0, limit.level - cost))
-    elseif algorithm == 'sw' then
-        -- Refund the newest entries first; split one if it holds more.
-        local log, owed = limit.key, cost
-        local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
-        for j = 1, #entries, 2 do
-            if owed <= 0 then break end
-            local seq, units = match(entries[j], '^(%d+):(%d+)$')
-            units = tonumber(units)
-            redis.call('ZREM', log, entries[j])
-            if units > owed then
-                redis.call('ZADD', log, entries[j + 1], seq .. ':' .. (units - owed))
-                units = owed
+            -- A string state "<a>:<b>": window start and count, or a
+            -- bucket's level and the ms it was measured at.
+            local a, b
+            local state = states[limit.slot]
+            if state then
+                a, b = match(state, '^([^:]+):(.+)$')
+                a, b = tonumber(a), tonumber(b)
             end
-            owed = owed - units
+            if algorithm == 'tb' or algorithm == 'lb' then
+                -- rate in units per ms; a token bucket starts full, a leaky
+                -- one empty. Both are clamped to the capacity, so a shrunk
+                -- limit takes effect at once.
+                local rate = limit.amount / limit.period
+                local elapsed = b and max(0, now - b) or 0
+                local level, room, after
+                if algorithm == 'lb' then
+                    level = min(capacity, max(0, (a or 0) - elapsed * rate))
+                    room = capacity - level
+                    after = level + cost
+                    limit.reset = ceil(level / rate)
+                    limit.reset_hit = ceil(after / rate)
+                    limit.delay = ceil(level / rate)
+                    limit.refunded = max(0, level - cost)
+                else
+                    level = min(capacity, (a or capacity) + elapsed * rate)
+                    room = level
+                    after = level - cost
+                    limit.reset = ceil((capacity - level) / rate)
+                    limit.reset_hit = ceil((capacity - after) / rate)
+                    limit.refunded = min(capacity, level + cost)
+                end
+                limit.after = after
+                limit.left = floor(room + 1e-9)
+                limit.fits = cost <= room + 1e-9
+                limit.retry = max(0, ceil((cost - room) / rate))
+                limit.ttl = ceil(capacity / rate) + 1000
+            else
+                local start, finish
+                if algorithm == 'fw' then
+                    start = now - now % limit.period
+                    finish = start + limit.period
+                elseif algorithm == 'qd' or algorithm == 'qm' then
+                    start, finish = calendar_period(now, limit.offset, algorithm == 'qm')
+                else
+                    return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
+                end
+                local used = 0
+                if a == start then used = b end
+                limit.used, limit.start, limit.finish = used, start, finish
+                limit.left = capacity - used
+                limit.fits = used + cost <= capacity
+                limit.retry = finish - now
+                limit.reset = used > 0 and finish - now or 0
+                limit.reset_hit = finish - now
+            end
         end
-        if limit.pruned or owed < cost then
-            redis.call('HSET', limit.totals, 'n', limit.used - (cost - owed))
+        limit.never = cost > capacity
+    end
+
+    if pass < passes then
+        -- Refund: give `cost` back to every limit, then read the new state.
+        for i = 1, count do
+            local limit = limits[i]
+            local algorithm = limit.algorithm
+            if algorithm == 'tb' or algorithm == 'lb' then
+                redis.call('SET', limit.key, string.format('%.17g', limit.refunded)
+                    .. ':' .. now, 'PX', limit.ttl)
+            elseif algorithm == 'sw' then
+                -- The newest entries first; split one if it holds more.
+                local log, owed = limit.key, cost
+                local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
+                for j = 1, #entries, 2 do
+                    if owed <= 0 then break end
+                    local seq, units = match(entries[j], '^(%d+):(%d+)$')
+                    units = tonumber(units)
+                    redis.call('ZREM', log, entries[j])
+                    if units > owed then
+                        redis.call('ZADD', log, entries[j + 1],
+                            seq .. ':' .. (units - owed))
+                        units = owed
+                    end
+                    owed = owed - units
+                end
+                if limit.pruned or owed < cost then
+                    redis.call('HSET', limit.totals, 'n', limit.used - (cost - owed))
+                end
+                limit.pruned = nil
+            elseif limit.used > 0 then
+                redis.call('SET', limit.key,
+                    limit.start .. ':' .. max(0, limit.used - cost),
+                    'PXAT', limit.finish)
+            end
         end
-    elseif limit.used > 0 then
-        redis.call('SET', limit.key, limit.start .. ':' .. max(0, limit.used - cost),
-            'PXAT', limit.finish)
+        states = redis.call('MGET', unpack(names))
     end
 end
 
--- The limit that decides: among refusals, one that can never pass, else the
--- longest wait; when all pass, the one with the least left.
-local function decide(consuming)
+if reply == nil then
+    -- The limit that decides: among refusals, one that can never pass, else
+    -- the longest wait; when all pass, the one with the least left.
     local chosen, refused, current = 0, false, nil
     for i = 1, count do
         local limit = limits[i]
@@ -331,38 +306,82 @@ local function decide(consuming)
             chosen, current = i, limit
         end
     end
-    if current == nil then return {1, 0, 0, 0, 0, 0, 0, now} end
-    local reset = current.reset
-    if (refused or not consuming) and reset == nil then
-        reset = sliding_reset(current)
-    end
-    if refused then
-        return {0, current.never and 2 or 1, chosen, max(0, current.left),
-            current.never and -1 or max(0, current.retry), max(0, reset), 0, now}
-    end
-    local delay = 0
+    -- Only a hit that is neither refused nor allow-listed consumes.
+    local consuming = mode == 'hit' and not refused and listed ~= 'allow'
+
     if consuming then
+        local delay = 0
         for i = 1, count do
             local limit = limits[i]
+            local algorithm = limit.algorithm
             if limit.shaping then delay = max(delay, limit.delay) end
+            if algorithm == 'tb' or algorithm == 'lb' then
+                redis.call('SET', limit.key, string.format('%.17g', limit.after)
+                    .. ':' .. now, 'PX', limit.ttl)
+            elseif algorithm == 'sw' then
+                local seq = limit.seq + 1
+                redis.call('ZADD', limit.key, now, seq .. ':' .. cost)
+                redis.call('HSET', limit.totals, 'n', limit.used + cost, 'seq', seq)
+                redis.call('PEXPIRE', limit.key, limit.period)
+                redis.call('PEXPIRE', limit.totals, limit.period)
+            else
+                redis.call('SET', limit.key, limit.start .. ':' .. (limit.used + cost),
+                    'PXAT', limit.finish)
+            end
         end
-        return {1, 0, chosen, max(0, current.left - cost), 0,
-            max(0, current.reset_hit), delay, now}
+        if current == nil then
+            reply = {1, 0, 0, 0, 0, 0, 0, now}
+        else
+            reply = {1, 0, chosen, max(0, current.left - cost), 0,
+                max(0, current.reset_hit), delay, now}
+        end
+    else
+        -- A sliding window that dropped old entries but consumed nothing
+        -- still records its new total.
+        for i = 1, count do
+            local limit = limits[i]
+            if limit.pruned then
+                redis.call('HSET', limit.totals, 'n', limit.used)
+            end
+        end
+        local reset = 0
+        if current ~= nil then
+            reset = current.reset
+            if reset == nil then
+                -- A sliding window is full again when its newest entry leaves.
+                reset = 0
+                if current.used > 0 then
+                    local newest = redis.call('ZRANGE', current.key, -1, -1, 'WITHSCORES')
+                    reset = tonumber(newest[2]) + current.period - now
+                end
+            end
+        end
+        if current == nil then
+            reply = {1, 0, 0, 0, 0, 0, 0, now}
+        elseif refused then
+            reply = {0, current.never and 2 or 1, chosen, max(0, current.left),
+                current.never and -1 or max(0, current.retry), max(0, reset), 0, now}
+        else
+            reply = {1, 0, chosen, max(0, current.left), 0, max(0, reset), 0, now}
+        end
+        if listed == 'allow' and mode ~= 'refund' then
+            reply[1], reply[2], reply[5] = 1, 5, 0
+        end
     end
-    return {1, 0, chosen, max(0, current.left), 0, max(0, reset), 0, now}
+    usage = reply[1] == 1
 end
 
--- Usage counters: the minute and day hashes of Redis time (UTC), named
--- YYYYMMDDhhmm and YYYYMMDD from numbers (no string.format).
-local function count_usage(allowed)
-    if minute_ttl <= 0 or mode ~= 'hit' then return end
+-- Usage counters of a hit, in the minute and day hashes of Redis time (UTC),
+-- named YYYYMMDDhhmm and YYYYMMDD, made from numbers.
+local minute_ttl = tonumber(ARGV[4])
+if mode == 'hit' and minute_ttl > 0 and usage ~= nil then
     local y, m, d = civil_from_days(floor(now / 86400000))
     local day = (y * 100 + m) * 100 + d
     local in_day = floor(now / 60000) % 1440
     local minute_key = usage_prefix .. ':m:'
         .. (day * 10000 + floor(in_day / 60) * 100 + in_day % 60)
     local day_key = usage_prefix .. ':d:' .. day
-    local field = operation .. (allowed and ':a' or ':r')
+    local field = operation .. (usage and ':a' or ':r')
     -- A new field may be the first of a new bucket: only then set its TTL.
     if redis.call('HINCRBY', minute_key, field, 1) == 1 then
         redis.call('EXPIRE', minute_key, minute_ttl)
@@ -376,13 +395,14 @@ local function count_usage(allowed)
     end
 end
 
--- A refusal by a limit is a violation; enough of them within the window earn
--- a ban of base * factor^strikes (capped). Strikes decay one per quiet period.
-local function strike(reply)
-    local strikes_at, strike_window = tonumber(ARGV[6]), tonumber(ARGV[7])
-    if strikes_at <= 0 then return reply end
-    local ban_base, ban_factor = tonumber(ARGV[8]), tonumber(ARGV[9])
-    local ban_max, strike_decay = tonumber(ARGV[10]), tonumber(ARGV[11])
+-- A hit refused by a limit is a violation; enough of them within the window
+-- earn a ban of base * factor^strikes (capped). Strikes decay one per quiet
+-- period.
+local strikes_at = tonumber(ARGV[6])
+if mode == 'hit' and reply[2] == 1 and strikes_at > 0 then
+    local strike_window, ban_base = tonumber(ARGV[7]), tonumber(ARGV[8])
+    local ban_factor, ban_max = tonumber(ARGV[9]), tonumber(ARGV[10])
+    local strike_decay = tonumber(ARGV[11])
     local state = redis.call('HMGET', strikes_key, 'v', 'vs', 'strikes', 'last')
     local violations, since = tonumber(state[1]) or 0, tonumber(state[2]) or 0
     local strikes, last = tonumber(state[3]) or 0, tonumber(state[4]) or 0
@@ -405,57 +425,5 @@ local function strike(reply)
     if banned_until > 0 then
         redis.call('SET', ban_key, banned_until, 'PXAT', banned_until)
     end
-    return reply
 end
-
--- The allow/deny entry and a running ban decide before any limit; the
--- limits' string states come in the same MGET.
-local states = redis.call('MGET', unpack(names))
-local listed = states[1]
-if listed == 'deny' then
-    count_usage(false)
-    return {0, 3, 0, 0, -1, 0, 0, now}
-end
-
-if listed ~= 'allow' and mode ~= 'refund' then
-    local banned_until = tonumber(states[2]) or 0
-    if banned_until > now then
-        count_usage(false)
-        return {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}
-    end
-end
-
-local failed = read_limits(states)
-if failed then return failed end
-
-if mode == 'refund' then
-    for i = 1, count do give_back(limits[i]) end
-    for i = 1, count do limits[i].pruned = nil end
-    read_limits(redis.call('MGET', unpack(names)))
-    keep_pruned()
-    return decide(false)
-end
-
-if listed == 'allow' then
-    keep_pruned()
-    local reply = decide(false)
-    reply[1], reply[2], reply[5] = 1, 5, 0
-    count_usage(true)
-    return reply
-end
-
-local consuming = mode == 'hit'
-local reply = decide(consuming)
-if reply[1] == 1 and consuming then
-    for i = 1, count do commit(limits[i]) end
-else
-    keep_pruned()
-end
-if reply[1] == 1 then
-    count_usage(true)
-    return reply
-end
-
-count_usage(false)
-if consuming and reply[2] == 1 then reply = strike(reply) end
 return reply
