@@ -21,15 +21,14 @@
 --          written only when a cost exceeds 1; cost = requests + extra)
 -- ARGV[4]  retention of minute usage hashes, seconds ("0": count no usage)
 -- ARGV[5]  retention of day usage hashes, seconds
--- ARGV[6]  backoff: refusals within the window that earn a ban ("0": off)
--- ARGV[7]  backoff: window in which refusals count, ms
--- ARGV[8]  backoff: first ban, ms
--- ARGV[9]  backoff: factor by which each strike lengthens the ban
--- ARGV[10] backoff: longest ban, ms
--- ARGV[11] backoff: quiet time after which one strike is forgiven, ms
--- ARGV[12] N, the number of limits
--- ARGV[13..] N groups of 7: algorithm, first key index, amount, period (ms),
---          capacity, shaping (0/1), UTC offset (seconds)
+-- ARGV[6]  backoff, "0" (off) or six numbers separated by spaces: refusals
+--          within the window that earn a ban, the window (ms), the first ban
+--          (ms), the factor by which each strike lengthens the ban, the
+--          longest ban (ms), the quiet time after which one strike is
+--          forgiven (ms)
+-- ARGV[7..] 5 per limit, in the order of their keys: algorithm, amount,
+--          period (ms), capacity, option (lb: shaping 1/0; qd, qm: UTC offset
+--          in seconds; otherwise 0)
 --   algorithm  fw fixed window, sw sliding window (exact log), tb token bucket,
 --              lb leaky bucket, qd daily quota, qm monthly quota
 --   amount     requests per period (tb: tokens added, lb: units drained)
@@ -51,11 +50,11 @@
 -- Example (a token bucket, 10/s with a burst of 2, for subject alice):
 --   redis-cli --eval lua/limit_hit.lua 'rl:{alice}:acl' 'rl:{alice}:ban' \
 --     'rl:{alice}:strikes' 'rl:{alice}:use' 'rl:{alice}:s:default:tb:1000' , \
---     hit 1 default 7200 3024000 0 0 0 1 0 0 1 tb 5 10 1000 2 0 0
+--     hit 1 default 7200 3024000 0 tb 10 1000 2 0
 
 local acl_key, ban_key, strikes_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, cost, operation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local count = tonumber(ARGV[12])
+local count = (#ARGV - 6) / 5
 
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
 local match = string.match
@@ -114,21 +113,23 @@ end
 
 -- Every limit's arguments and keys. A sliding window keeps its state in a
 -- log and a hash; every other limit in one string, read by the MGET.
-local limits, names = {}, {acl_key, ban_key}
+local limits, names, first = {}, {acl_key, ban_key}, 5
 for i = 1, count do
-    local at = 12 + (i - 1) * 7
-    local first = tonumber(ARGV[at + 2])
+    local at = 1 + i * 5
+    local algorithm, option = ARGV[at + 1], tonumber(ARGV[at + 5])
     local limit = {
-        algorithm = ARGV[at + 1], key = KEYS[first],
-        amount = tonumber(ARGV[at + 3]), period = tonumber(ARGV[at + 4]),
-        capacity = tonumber(ARGV[at + 5]), shaping = ARGV[at + 6] == '1',
-        offset = tonumber(ARGV[at + 7]), delay = 0,
+        algorithm = algorithm, key = KEYS[first],
+        amount = tonumber(ARGV[at + 2]), period = tonumber(ARGV[at + 3]),
+        capacity = tonumber(ARGV[at + 4]), shaping = algorithm == 'lb' and option == 1,
+        offset = option, delay = 0,
     }
-    if limit.algorithm == 'sw' then
+    if algorithm == 'sw' then
         limit.totals = KEYS[first + 1]
+        first = first + 2
     else
         names[#names + 1] = limit.key
         limit.slot = #names
+        first = first + 1
     end
     limits[i] = limit
 end
@@ -398,11 +399,12 @@ end
 -- A hit refused by a limit is a violation; enough of them within the window
 -- earn a ban of base * factor^strikes (capped). Strikes decay one per quiet
 -- period.
-local strikes_at = tonumber(ARGV[6])
-if mode == 'hit' and reply[2] == 1 and strikes_at > 0 then
-    local strike_window, ban_base = tonumber(ARGV[7]), tonumber(ARGV[8])
-    local ban_factor, ban_max = tonumber(ARGV[9]), tonumber(ARGV[10])
-    local strike_decay = tonumber(ARGV[11])
+if mode == 'hit' and reply[2] == 1 and ARGV[6] ~= '0' then
+    local strikes_at, strike_window, ban_base, ban_factor, ban_max, strike_decay =
+        match(ARGV[6], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+    strikes_at, strike_window = tonumber(strikes_at), tonumber(strike_window)
+    ban_base, ban_factor = tonumber(ban_base), tonumber(ban_factor)
+    ban_max, strike_decay = tonumber(ban_max), tonumber(strike_decay)
     local state = redis.call('HMGET', strikes_key, 'v', 'vs', 'strikes', 'last')
     local violations, since = tonumber(state[1]) or 0, tonumber(state[2]) or 0
     local strikes, last = tonumber(state[3]) or 0, tonumber(state[4]) or 0
