@@ -21,15 +21,14 @@
 --          written only when a cost exceeds 1; cost = requests + extra)
 -- ARGV[4]  retention of minute usage hashes, seconds ("0": count no usage)
 -- ARGV[5]  retention of day usage hashes, seconds
--- ARGV[6]  backoff: refusals within the window that earn a ban ("0": off)
--- ARGV[7]  backoff: window in which refusals count, ms
--- ARGV[8]  backoff: first ban, ms
--- ARGV[9]  backoff: factor by which each strike lengthens the ban
--- ARGV[10] backoff: longest ban, ms
--- ARGV[11] backoff: quiet time after which one strike is forgiven, ms
--- ARGV[12] N, the number of limits
--- ARGV[13..] N groups of 7: algorithm, first key index, amount, period (ms),
---          capacity, shaping (0/1), UTC offset (seconds)
+-- ARGV[6]  backoff, "0" (off) or six numbers separated by spaces: refusals
+--          within the window that earn a ban, the window (ms), the first ban
+--          (ms), the factor by which each strike lengthens the ban, the
+--          longest ban (ms), the quiet time after which one strike is
+--          forgiven (ms)
+-- ARGV[7..] 5 per limit, in the order of their keys: algorithm, amount,
+--          period (ms), capacity, option (lb: shaping 1/0; qd, qm: UTC offset
+--          in seconds; otherwise 0)
 --   algorithm  fw fixed window, sw sliding window (exact log), tb token bucket,
 --              lb leaky bucket, qd daily quota, qm monthly quota
 --   amount     requests per period (tb: tokens added, lb: units drained)
@@ -51,17 +50,14 @@
 -- Example (a token bucket, 10/s with a burst of 2, for subject alice):
 --   redis-cli --eval lua/limit_hit.lua 'rl:{alice}:acl' 'rl:{alice}:ban' \
 --     'rl:{alice}:strikes' 'rl:{alice}:use' 'rl:{alice}:s:default:tb:1000' , \
---     hit 1 default 7200 3024000 0 0 0 1 0 0 1 tb 5 10 1000 2 0 0
+--     hit 1 default 7200 3024000 0 tb 10 1000 2 0
 
 local acl_key, ban_key, strikes_key, usage_prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, cost, operation = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local minute_ttl, day_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local strikes_at, strike_window = tonumber(ARGV[6]), tonumber(ARGV[7])
-local ban_base, ban_factor = tonumber(ARGV[8]), tonumber(ARGV[9])
-local ban_max, strike_decay = tonumber(ARGV[10]), tonumber(ARGV[11])
-local count = tonumber(ARGV[12])
+local count = (#ARGV - 6) / 5
 
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
+local match = string.match
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + floor(tonumber(time[2]) / 1000)
 
@@ -110,227 +106,305 @@ local function calendar_period(at_ms, offset, monthly)
 end
 -- calendar end
 
-local function num(text)
-    return string.format('%.17g', text)
+-- Every call runs what follows, so it is written flat: no closures (creating
+-- one per call costs Redis more than a command), one table per limit, the
+-- list entry, the ban and every string state read by one MGET, and no
+-- command that the outcome does not need.
+
+-- Every limit's arguments and keys. A sliding window keeps its state in a
+-- log and a hash; every other limit in one string, read by the MGET.
+local limits, names, first = {}, {acl_key, ban_key}, 5
+for i = 1, count do
+    local at = 1 + i * 5
+    local algorithm, option = ARGV[at + 1], tonumber(ARGV[at + 5])
+    local limit = {
+        algorithm = algorithm, key = KEYS[first],
+        amount = tonumber(ARGV[at + 2]), period = tonumber(ARGV[at + 3]),
+        capacity = tonumber(ARGV[at + 4]), shaping = algorithm == 'lb' and option == 1,
+        offset = option, delay = 0,
+    }
+    if algorithm == 'sw' then
+        limit.totals = KEYS[first + 1]
+        first = first + 2
+    else
+        names[#names + 1] = limit.key
+        limit.slot = #names
+        first = first + 1
+    end
+    limits[i] = limit
 end
 
--- Each limit is read into a table:
+local states = redis.call('MGET', unpack(names))
+local listed = states[1]
+local reply, usage = nil, nil  -- usage: count the request as allowed or refused
+
+-- The allow/deny entry and a running ban decide before any limit.
+if listed == 'deny' then
+    reply, usage = {0, 3, 0, 0, -1, 0, 0, now}, false
+elseif listed ~= 'allow' and mode ~= 'refund' then
+    local banned_until = tonumber(states[2]) or 0
+    if banned_until > now then
+        reply = {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}
+        usage = false
+    end
+end
+
+-- Each limit is evaluated into its table:
 --   left      units it can still admit now (may be < 0 after a shrink)
 --   fits      whether `cost` fits now;  never: cost > capacity
 --   retry     ms until `cost` would fit; reset, reset_hit: ms until full,
---             now and after this hit;  delay: shaping wait after this hit
---   commit(), give_back(): write the consumed or refunded state
-local limits = {}
-
--- A state string "<a>:<b>" as two numbers (nil, nil when absent).
-local function pair(key)
-    local state = redis.call('GET', key)
-    if not state then return nil, nil end
-    local a, b = string.match(state, '^([^:]+):(.+)$')
-    return tonumber(a), tonumber(b)
-end
-
-local function counter(limit, key, start, finish)
-    local window, count = pair(key)
-    local used = 0
-    if window == start then used = count end
-    limit.left = limit.capacity - used
-    limit.fits = used + cost <= limit.capacity
-    limit.retry = finish - now
-    limit.reset = used > 0 and finish - now or 0
-    limit.reset_hit = finish - now
-    limit.commit = function()
-        redis.call('SET', key, start .. ':' .. (used + cost), 'PXAT', finish)
-    end
-    limit.give_back = function()
-        if used > 0 then
-            redis.call('SET', key, start .. ':' .. max(0, used - cost), 'PXAT', finish)
-        end
-    end
-end
-
-local function sliding(limit, log, totals)
-    local period = limit.period
-    -- Entries at or before now - period have left the window: drop them and
-    -- their cost from the running total, so the total is the window's sum.
-    local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - period)
-    if #gone > 0 then
-        local freed = 0
-        for _, member in ipairs(gone) do
-            freed = freed + tonumber(string.match(member, ':(%d+)$'))
-        end
-        redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
-        redis.call('HINCRBY', totals, 'n', -freed)
-    end
-    local used = tonumber(redis.call('HGET', totals, 'n') or '0')
-    limit.left = limit.capacity - used
-    limit.fits = used + cost <= limit.capacity
-    limit.reset, limit.reset_hit, limit.retry = 0, period, 0
-    if used > 0 then
-        local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-        limit.reset = tonumber(newest[2]) + period - now
-    end
-    if not limit.fits and cost <= limit.capacity then
-        -- Walk the log oldest first until enough cost will have left it.
-        local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-        local still = used
-        for i = 1, #entries, 2 do
-            still = still - tonumber(string.match(entries[i], ':(%d+)$'))
-            if still + cost <= limit.capacity then
-                limit.retry = tonumber(entries[i + 1]) + period - now
-                break
-            end
-        end
-    end
-    limit.commit = function()
-        local seq = redis.call('HINCRBY', totals, 'seq', 1)
-        redis.call('ZADD', log, now, seq .. ':' .. cost)
-        redis.call('HINCRBY', totals, 'n', cost)
-        redis.call('PEXPIRE', log, period)
-        redis.call('PEXPIRE', totals, period)
-    end
-    limit.give_back = function()
-        -- Refund the newest entries first; split one if it holds more.
-        local owed = cost
-        local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
-        for i = 1, #entries, 2 do
-            if owed <= 0 then break end
-            local seq, units = string.match(entries[i], '^(%d+):(%d+)$')
-            units = tonumber(units)
-            redis.call('ZREM', log, entries[i])
-            if units > owed then
-                redis.call('ZADD', log, entries[i + 1], seq .. ':' .. (units - owed))
-                units = owed
-            end
-            owed = owed - units
-            redis.call('HINCRBY', totals, 'n', -units)
-        end
-    end
-end
-
-local function bucket(limit, key, draining)
-    -- rate in units per ms; a token bucket starts full, a leaky one empty.
-    -- Both are clamped to the capacity, so a shrunk limit takes effect at once.
-    local rate = limit.amount / limit.period
-    local level, since = pair(key)
-    local elapsed = since and max(0, now - since) or 0
-    local room, after
-    if draining then
-        level = min(limit.capacity, max(0, (level or 0) - elapsed * rate))
-        room = limit.capacity - level
-        after = level + cost
-        limit.reset = ceil(level / rate)
-        limit.reset_hit = ceil(after / rate)
-        limit.delay = ceil(level / rate)
-    else
-        level = min(limit.capacity, (level or limit.capacity) + elapsed * rate)
-        room = level
-        after = level - cost
-        limit.reset = ceil((limit.capacity - level) / rate)
-        limit.reset_hit = ceil((limit.capacity - after) / rate)
-    end
-    limit.left = floor(room + 1e-9)
-    limit.fits = cost <= room + 1e-9
-    limit.retry = max(0, ceil((cost - room) / rate))
-    local ttl = ceil(limit.capacity / rate) + 1000
-    local function save(value)
-        redis.call('SET', key, num(value) .. ':' .. now, 'PX', ttl)
-    end
-    limit.commit = function() save(after) end
-    limit.give_back = function()
-        if draining then save(max(0, level - cost))
-        else save(min(limit.capacity, level + cost)) end
-    end
-end
-
-local function read_limits()
+--             now and after this hit (a sliding window's reset is read only
+--             when the answer needs it);  delay: shaping wait after this hit
+--   and what a commit or a refund writes back.
+-- A refund evaluates twice: to give back, then to answer from the new state.
+local passes = reply == nil and (mode == 'refund' and 2 or 1) or 0
+for pass = 1, passes do
     for i = 1, count do
-        local at = 12 + (i - 1) * 7
-        local algorithm, key = ARGV[at + 1], KEYS[tonumber(ARGV[at + 2])]
-        local limit = {
-            amount = tonumber(ARGV[at + 3]), period = tonumber(ARGV[at + 4]),
-            capacity = tonumber(ARGV[at + 5]), shaping = ARGV[at + 6] == '1',
-            delay = 0,
-        }
-        if algorithm == 'fw' then
-            local start = now - now % limit.period
-            counter(limit, key, start, start + limit.period)
-        elseif algorithm == 'qd' or algorithm == 'qm' then
-            local start, finish = calendar_period(now, tonumber(ARGV[at + 7]),
-                algorithm == 'qm')
-            counter(limit, key, start, finish)
-        elseif algorithm == 'sw' then
-            sliding(limit, key, KEYS[tonumber(ARGV[at + 2]) + 1])
-        elseif algorithm == 'tb' then
-            bucket(limit, key, false)
-        elseif algorithm == 'lb' then
-            bucket(limit, key, true)
+        local limit = limits[i]
+        local algorithm, capacity = limit.algorithm, limit.capacity
+        if algorithm == 'sw' then
+            local period, log = limit.period, limit.key
+            local kept = redis.call('HMGET', limit.totals, 'n', 'seq')
+            local used = tonumber(kept[1] or '0')
+            limit.seq = tonumber(kept[2]) or 0
+            -- Entries at or before now - period have left the window: drop
+            -- them and their cost from the total, so it is the window's sum.
+            -- The total is written back once: by the commit, or at the end.
+            local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - period)
+            if #gone > 0 then
+                for j = 1, #gone do
+                    used = used - tonumber(match(gone[j], ':(%d+)$'))
+                end
+                redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
+                limit.pruned = true
+            end
+            limit.used = used
+            limit.left = capacity - used
+            limit.fits = used + cost <= capacity
+            limit.reset_hit, limit.retry = period, 0
+            if not limit.fits and cost <= capacity then
+                -- Walk the log oldest first until enough cost will have left.
+                local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+                local still = used
+                for j = 1, #entries, 2 do
+                    still = still - tonumber(match(entries[j], ':(%d+)$'))
+                    if still + cost <= capacity then
+                        limit.retry = tonumber(entries[j + 1]) + period - now
+                        break
+                    end
+                end
+            end
         else
-            return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
+            -- A string state "<a>:<b>": window start and count, or a
+            -- bucket's level and the ms it was measured at.
+            local a, b
+            local state = states[limit.slot]
+            if state then
+                a, b = match(state, '^([^:]+):(.+)$')
+                a, b = tonumber(a), tonumber(b)
+            end
+            if algorithm == 'tb' or algorithm == 'lb' then
+                -- rate in units per ms; a token bucket starts full, a leaky
+                -- one empty. Both are clamped to the capacity, so a shrunk
+                -- limit takes effect at once.
+                local rate = limit.amount / limit.period
+                local elapsed = b and max(0, now - b) or 0
+                local level, room, after
+                if algorithm == 'lb' then
+                    level = min(capacity, max(0, (a or 0) - elapsed * rate))
+                    room = capacity - level
+                    after = level + cost
+                    limit.reset = ceil(level / rate)
+                    limit.reset_hit = ceil(after / rate)
+                    limit.delay = ceil(level / rate)
+                    limit.refunded = max(0, level - cost)
+                else
+                    level = min(capacity, (a or capacity) + elapsed * rate)
+                    room = level
+                    after = level - cost
+                    limit.reset = ceil((capacity - level) / rate)
+                    limit.reset_hit = ceil((capacity - after) / rate)
+                    limit.refunded = min(capacity, level + cost)
+                end
+                limit.after = after
+                limit.left = floor(room + 1e-9)
+                limit.fits = cost <= room + 1e-9
+                limit.retry = max(0, ceil((cost - room) / rate))
+                limit.ttl = ceil(capacity / rate) + 1000
+            else
+                local start, finish
+                if algorithm == 'fw' then
+                    start = now - now % limit.period
+                    finish = start + limit.period
+                elseif algorithm == 'qd' or algorithm == 'qm' then
+                    start, finish = calendar_period(now, limit.offset, algorithm == 'qm')
+                else
+                    return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
+                end
+                local used = 0
+                if a == start then used = b end
+                limit.used, limit.start, limit.finish = used, start, finish
+                limit.left = capacity - used
+                limit.fits = used + cost <= capacity
+                limit.retry = finish - now
+                limit.reset = used > 0 and finish - now or 0
+                limit.reset_hit = finish - now
+            end
         end
-        limit.never = cost > limit.capacity
-        limits[i] = limit
+        limit.never = cost > capacity
+    end
+
+    if pass < passes then
+        -- Refund: give `cost` back to every limit, then read the new state.
+        for i = 1, count do
+            local limit = limits[i]
+            local algorithm = limit.algorithm
+            if algorithm == 'tb' or algorithm == 'lb' then
+                redis.call('SET', limit.key, string.format('%.17g', limit.refunded)
+                    .. ':' .. now, 'PX', limit.ttl)
+            elseif algorithm == 'sw' then
+                -- The newest entries first; split one if it holds more.
+                local log, owed = limit.key, cost
+                local entries = redis.call('ZREVRANGE', log, 0, -1, 'WITHSCORES')
+                for j = 1, #entries, 2 do
+                    if owed <= 0 then break end
+                    local seq, units = match(entries[j], '^(%d+):(%d+)$')
+                    units = tonumber(units)
+                    redis.call('ZREM', log, entries[j])
+                    if units > owed then
+                        redis.call('ZADD', log, entries[j + 1],
+                            seq .. ':' .. (units - owed))
+                        units = owed
+                    end
+                    owed = owed - units
+                end
+                if limit.pruned or owed < cost then
+                    redis.call('HSET', limit.totals, 'n', limit.used - (cost - owed))
+                end
+                limit.pruned = nil
+            elseif limit.used > 0 then
+                redis.call('SET', limit.key,
+                    limit.start .. ':' .. max(0, limit.used - cost),
+                    'PXAT', limit.finish)
+            end
+        end
+        states = redis.call('MGET', unpack(names))
     end
 end
 
--- The limit that decides: among refusals, one that can never pass, else the
--- longest wait; when all pass, the one with the least left.
-local function decide(consuming)
-    local chosen, refused = 0, false
-    for i, limit in ipairs(limits) do
-        local current = limits[chosen]
+if reply == nil then
+    -- The limit that decides: among refusals, one that can never pass, else
+    -- the longest wait; when all pass, the one with the least left.
+    local chosen, refused, current = 0, false, nil
+    for i = 1, count do
+        local limit = limits[i]
         if not limit.fits then
             if not refused or (limit.never and not current.never)
                 or (current.never == limit.never and limit.retry > current.retry) then
-                chosen, refused = i, true
+                chosen, refused, current = i, true, limit
             end
         elseif not refused and (chosen == 0 or limit.left < current.left) then
-            chosen = i
+            chosen, current = i, limit
         end
     end
-    local reply = {refused and 0 or 1, 0, chosen, 0, 0, 0, 0, now}
-    local limit = limits[chosen]
-    if limit == nil then return reply end
-    if refused then
-        reply[2] = limit.never and 2 or 1
-        reply[4] = max(0, limit.left)
-        reply[5] = limit.never and -1 or max(0, limit.retry)
-        reply[6] = max(0, limit.reset)
+    -- Only a hit that is neither refused nor allow-listed consumes.
+    local consuming = mode == 'hit' and not refused and listed ~= 'allow'
+
+    if consuming then
+        local delay = 0
+        for i = 1, count do
+            local limit = limits[i]
+            local algorithm = limit.algorithm
+            if limit.shaping then delay = max(delay, limit.delay) end
+            if algorithm == 'tb' or algorithm == 'lb' then
+                redis.call('SET', limit.key, string.format('%.17g', limit.after)
+                    .. ':' .. now, 'PX', limit.ttl)
+            elseif algorithm == 'sw' then
+                local seq = limit.seq + 1
+                redis.call('ZADD', limit.key, now, seq .. ':' .. cost)
+                redis.call('HSET', limit.totals, 'n', limit.used + cost, 'seq', seq)
+                redis.call('PEXPIRE', limit.key, limit.period)
+                redis.call('PEXPIRE', limit.totals, limit.period)
+            else
+                redis.call('SET', limit.key, limit.start .. ':' .. (limit.used + cost),
+                    'PXAT', limit.finish)
+            end
+        end
+        if current == nil then
+            reply = {1, 0, 0, 0, 0, 0, 0, now}
+        else
+            reply = {1, 0, chosen, max(0, current.left - cost), 0,
+                max(0, current.reset_hit), delay, now}
+        end
     else
-        reply[4] = max(0, consuming and limit.left - cost or limit.left)
-        reply[6] = max(0, consuming and limit.reset_hit or limit.reset)
-        for _, each in ipairs(limits) do
-            if each.shaping and consuming then reply[7] = max(reply[7], each.delay) end
+        -- A sliding window that dropped old entries but consumed nothing
+        -- still records its new total.
+        for i = 1, count do
+            local limit = limits[i]
+            if limit.pruned then
+                redis.call('HSET', limit.totals, 'n', limit.used)
+            end
+        end
+        local reset = 0
+        if current ~= nil then
+            reset = current.reset
+            if reset == nil then
+                -- A sliding window is full again when its newest entry leaves.
+                reset = 0
+                if current.used > 0 then
+                    local newest = redis.call('ZRANGE', current.key, -1, -1, 'WITHSCORES')
+                    reset = tonumber(newest[2]) + current.period - now
+                end
+            end
+        end
+        if current == nil then
+            reply = {1, 0, 0, 0, 0, 0, 0, now}
+        elseif refused then
+            reply = {0, current.never and 2 or 1, chosen, max(0, current.left),
+                current.never and -1 or max(0, current.retry), max(0, reset), 0, now}
+        else
+            reply = {1, 0, chosen, max(0, current.left), 0, max(0, reset), 0, now}
+        end
+        if listed == 'allow' and mode ~= 'refund' then
+            reply[1], reply[2], reply[5] = 1, 5, 0
         end
     end
-    return reply
+    usage = reply[1] == 1
 end
 
-local function count_usage(allowed)
-    if minute_ttl <= 0 or mode ~= 'hit' then return end
+-- Usage counters of a hit, in the minute and day hashes of Redis time (UTC),
+-- named YYYYMMDDhhmm and YYYYMMDD, made from numbers.
+local minute_ttl = tonumber(ARGV[4])
+if mode == 'hit' and minute_ttl > 0 and usage ~= nil then
     local y, m, d = civil_from_days(floor(now / 86400000))
-    local in_day = floor(now / 1000) % 86400
-    local day = string.format('%04d%02d%02d', y, m, d)
-    local minute = string.format('%s%02d%02d', day, floor(in_day / 3600),
-        floor(in_day % 3600 / 60))
-    local field = operation .. (allowed and ':a' or ':r')
-    local extra = operation .. (allowed and ':ax' or ':rx')
-    for _, bucket in ipairs({{usage_prefix .. ':m:' .. minute, minute_ttl},
-                             {usage_prefix .. ':d:' .. day, day_ttl}}) do
-        -- A new field may be the first of a new bucket: only then set its TTL.
-        if redis.call('HINCRBY', bucket[1], field, 1) == 1 then
-            redis.call('EXPIRE', bucket[1], bucket[2])
-        end
-        if cost > 1 then
-            redis.call('HINCRBY', bucket[1], extra, cost - 1)
-        end
+    local day = (y * 100 + m) * 100 + d
+    local in_day = floor(now / 60000) % 1440
+    local minute_key = usage_prefix .. ':m:'
+        .. (day * 10000 + floor(in_day / 60) * 100 + in_day % 60)
+    local day_key = usage_prefix .. ':d:' .. day
+    local field = operation .. (usage and ':a' or ':r')
+    -- A new field may be the first of a new bucket: only then set its TTL.
+    if redis.call('HINCRBY', minute_key, field, 1) == 1 then
+        redis.call('EXPIRE', minute_key, minute_ttl)
+    end
+    if redis.call('HINCRBY', day_key, field, 1) == 1 then
+        redis.call('EXPIRE', day_key, tonumber(ARGV[5]))
+    end
+    if cost > 1 then
+        redis.call('HINCRBY', minute_key, field .. 'x', cost - 1)
+        redis.call('HINCRBY', day_key, field .. 'x', cost - 1)
     end
 end
 
--- A refusal by a limit is a violation; enough of them within the window earn
--- a ban of base * factor^strikes (capped). Strikes decay one per quiet period.
-local function strike(reply)
-    if strikes_at <= 0 then return reply end
+-- A hit refused by a limit is a violation; enough of them within the window
+-- earn a ban of base * factor^strikes (capped). Strikes decay one per quiet
+-- period.
+if mode == 'hit' and reply[2] == 1 and ARGV[6] ~= '0' then
+    local strikes_at, strike_window, ban_base, ban_factor, ban_max, strike_decay =
+        match(ARGV[6], '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+    strikes_at, strike_window = tonumber(strikes_at), tonumber(strike_window)
+    ban_base, ban_factor = tonumber(ban_base), tonumber(ban_factor)
+    ban_max, strike_decay = tonumber(ban_max), tonumber(strike_decay)
     local state = redis.call('HMGET', strikes_key, 'v', 'vs', 'strikes', 'last')
     local violations, since = tonumber(state[1]) or 0, tonumber(state[2]) or 0
     local strikes, last = tonumber(state[3]) or 0, tonumber(state[4]) or 0
@@ -353,52 +427,5 @@ local function strike(reply)
     if banned_until > 0 then
         redis.call('SET', ban_key, banned_until, 'PXAT', banned_until)
     end
-    return reply
 end
-
--- The allow/deny entry and a running ban decide before any limit.
-local entry = redis.call('MGET', acl_key, ban_key)
-local listed = entry[1]
-if listed == 'deny' then
-    count_usage(false)
-    return {0, 3, 0, 0, -1, 0, 0, now}
-end
-
-if listed ~= 'allow' and mode ~= 'refund' then
-    local banned_until = tonumber(entry[2]) or 0
-    if banned_until > now then
-        count_usage(false)
-        return {0, 4, 0, 0, banned_until - now, banned_until - now, 0, now}
-    end
-end
-
-local failed = read_limits()
-if failed then return failed end
-
-if mode == 'refund' then
-    for _, limit in ipairs(limits) do limit.give_back() end
-    limits = {}
-    read_limits()
-    return decide(false)
-end
-
-if listed == 'allow' then
-    local reply = decide(false)
-    reply[1], reply[2], reply[5] = 1, 5, 0
-    count_usage(true)
-    return reply
-end
-
-local consuming = mode == 'hit'
-local reply = decide(consuming)
-if reply[1] == 1 then
-    if consuming then
-        for _, limit in ipairs(limits) do limit.commit() end
-    end
-    count_usage(true)
-    return reply
-end
-
-count_usage(false)
-if consuming and reply[2] == 1 then reply = strike(reply) end
 return reply

@@ -494,3 +494,39 @@ def test_the_allow_list_lifts_a_running_ban(client: Any) -> None:
     limiter.allow("ike")
 
     assert limiter.hit("ike", "token_bucket:1/h").allowed
+
+
+def test_a_repeated_hit_still_refuses_costs_that_merely_equal_a_good_one(
+    limiter: RateLimiter,
+) -> None:
+    assert limiter.hit("uma", "token_bucket:5/h").allowed
+
+    for bad in (True, 1.0):
+        with pytest.raises(InvalidLimit):
+            limiter.hit("uma", "token_bucket:5/h", cost=bad)  # type: ignore[arg-type]
+
+    assert limiter.peek("uma", "token_bucket:5/h").remaining == 4
+
+
+def test_a_list_of_limits_changed_in_place_is_read_afresh(
+    limiter: RateLimiter,
+) -> None:
+    limits = ["fixed_window:1/h"]
+    assert limiter.hit("val", limits).allowed
+
+    limits[0] = "fixed_window:2/h"
+
+    assert limiter.hit("val", limits).allowed
+    assert not limiter.hit("val", limits).allowed
+
+
+def test_a_backoff_set_on_a_running_limiter_applies_to_the_next_hit(
+    client: Any,
+) -> None:
+    limiter = RateLimiter(client)
+    limiter.hit("wes", "token_bucket:1/h")
+    assert limiter.hit("wes", "token_bucket:1/h").reason == "limited"
+
+    limiter.backoff = Backoff(violations=1)
+
+    assert limiter.hit("wes", "token_bucket:1/h").reason == "banned"

@@ -21,7 +21,7 @@ from redismem.keys import (
 )
 from redismem.limiter.decision import Decision, from_reply
 from redismem.limiter.notation import SCRIPT_CODES, Limit
-from redismem.limiter.settings import NO_BACKOFF_ARGS, Backoff, UsageRetention
+from redismem.limiter.settings import Backoff, UsageRetention
 from redismem.limiter.subjects import check_cost, check_operation, check_subject
 from redismem.replies import text
 from redismem.scripts import Arg, Call
@@ -29,7 +29,7 @@ from redismem.scripts import Arg, Call
 Mode = Literal["hit", "peek", "refund"]
 Listing = Literal["allow", "deny"]
 
-#: Most limits one check may evaluate (each adds 7 script arguments).
+#: Most limits one check may evaluate (each adds 5 script arguments).
 MAX_LIMITS = 32
 
 
@@ -61,14 +61,13 @@ def check(
     names = SubjectKeys(subject)
     keys = [names.acl, names.ban, names.strikes, names.usage]
     args: list[Arg] = [mode, cost, operation, retention.minutes, retention.days]
-    args += backoff.script_args() if backoff else NO_BACKOFF_ARGS
-    args.append(len(limits))
+    # Backoff is read only when a limit refuses: one argument, not six.
+    args.append(" ".join(map(str, backoff.script_args())) if backoff else "0")
     for limit in limits:
-        first_key = len(keys) + 1
         keys.append(names.state(operation, limit.state_id))
         if limit.algorithm == "sliding_window":
             keys.append(names.state_totals(operation, limit.state_id))
-        args += _limit_args(limit, first_key)
+        args += _limit_args(limit)
 
     chosen = tuple(limits)
     return Call(
@@ -256,21 +255,16 @@ def day_label(time_ms: int) -> str:
     return _utc(time_ms).strftime("%Y%m%d")
 
 
-def _limit_args(limit: Limit, first_key: int) -> list[Arg]:
+def _limit_args(limit: Limit) -> list[Arg]:
+    """A limit's 5 script arguments: code, amount, period, capacity, option."""
     if limit.algorithm == "quota":
         assert limit.calendar is not None
         code = "qm" if limit.calendar == "month" else "qd"
+        option = limit.utc_offset
     else:
         code = SCRIPT_CODES[limit.algorithm]
-    return [
-        code,
-        first_key,
-        limit.amount,
-        limit.period_ms,
-        limit.capacity,
-        1 if limit.shaping else 0,
-        limit.utc_offset,
-    ]
+        option = 1 if limit.shaping else 0
+    return [code, limit.amount, limit.period_ms, limit.capacity, option]
 
 
 def _utc(time_ms: int) -> datetime:

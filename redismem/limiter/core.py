@@ -43,6 +43,9 @@ Limits = LimitLike | Iterable[LimitLike]
 #: One request of ``hit_many``: (subject, limits) or (subject, limits, cost).
 Request = tuple[str, Limits] | tuple[str, Limits, int]
 
+#: Most prepared calls a limiter keeps (oldest dropped first).
+PREPARED_CALLS = 4096
+
 
 class LimiterCore:
     """Settings, the policy cache and call building, without any I/O.
@@ -67,8 +70,38 @@ class LimiterCore:
         self.fail_open = fail_open
         self.policies = PolicyCache(policies, refresh_interval)
         self._last_outage_log = float("-inf")
+        # Apps check the same few (subject, limits) pairs over and over; a
+        # Call is immutable, so each one is validated and built once.
+        self._prepared: dict[tuple[Any, ...], Call[Decision]] = {}
+        self._prepared_for: tuple[Any, Any] = (backoff, self.retention)
 
     def _check_call(
+        self,
+        subject: str,
+        limits: Limits | tuple[Limit, ...],
+        *,
+        mode: Mode,
+        cost: int,
+        operation: str,
+    ) -> Call[Decision]:
+        key = _prepared_key(subject, limits, mode, cost, operation)
+        if key is not None:
+            if self._prepared_for != (self.backoff, self.retention):
+                self._prepared.clear()
+                self._prepared_for = (self.backoff, self.retention)
+            call = self._prepared.get(key)
+            if call is not None:
+                return call
+        call = self._build_call(
+            subject, limits, mode=mode, cost=cost, operation=operation
+        )
+        if key is not None:
+            if len(self._prepared) >= PREPARED_CALLS:
+                del self._prepared[next(iter(self._prepared))]
+            self._prepared[key] = call
+        return call
+
+    def _build_call(
         self,
         subject: str,
         limits: Limits | tuple[Limit, ...],
@@ -126,3 +159,23 @@ class LimiterCore:
         else:
             operations[operation] = parse_limits(limits)
         return Policy(check_policy_name(name), operations)
+
+
+def _prepared_key(
+    subject: object, limits: object, mode: str, cost: object, operation: object
+) -> tuple[Any, ...] | None:
+    """What a prepared call is found by; None when it must not be cached.
+
+    Only exact ``str`` and ``int`` types qualify, so that values equal to them
+    (``True``, ``1.0``) still reach validation and are refused there. Limits
+    are one notation string or Limit, or a list or tuple of them.
+    """
+    if type(subject) is not str or type(cost) is not int or type(operation) is not str:
+        return None
+    if isinstance(limits, (list, tuple)):
+        if not all(type(item) is str or type(item) is Limit for item in limits):
+            return None
+        limits = tuple(limits)
+    elif type(limits) is not str and type(limits) is not Limit:
+        return None
+    return (subject, limits, mode, cost, operation)

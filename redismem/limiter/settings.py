@@ -32,7 +32,7 @@ class Backoff:
             raise InvalidLimit(self, "backoff factor must be at least 1")
 
     def script_args(self) -> tuple[int | str, ...]:
-        """ARGV[6..11] of limit_hit.lua."""
+        """The six numbers of limit_hit.lua's ARGV[6], in order."""
         return (
             self.violations,
             _ms(self.window),
@@ -41,10 +41,6 @@ class Backoff:
             _ms(self.max_ban),
             _ms(self.decay),
         )
-
-
-#: The script arguments that switch backoff off.
-NO_BACKOFF_ARGS: tuple[int | str, ...] = (0, 0, 0, "1", 0, 0)
 
 
 @dataclass(frozen=True)
