@@ -108,8 +108,8 @@ while not done do
         batch = redis.call('XRANGE', log, bound(low, low_open), bound(high, high_open),
             'COUNT', step)
     else
-        batch = redis.call('XREVRANGE', log, bound(high, high_open), bound(low, low_open),
-            'COUNT', step)
+        batch = redis.call('XREVRANGE', log, bound(high, high_open),
+            bound(low, low_open), 'COUNT', step)
     end
     for _, entry in ipairs(batch) do
         if #items == limit or examined == budget then

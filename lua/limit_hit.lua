@@ -237,9 +237,11 @@ for pass = 1, passes do
                     start = now - now % limit.period
                     finish = start + limit.period
                 elseif algorithm == 'qd' or algorithm == 'qm' then
-                    start, finish = calendar_period(now, limit.offset, algorithm == 'qm')
+                    start, finish = calendar_period(now, limit.offset,
+                        algorithm == 'qm')
                 else
-                    return redis.error_reply('unknown algorithm ' .. tostring(algorithm))
+                    return redis.error_reply('unknown algorithm '
+                        .. tostring(algorithm))
                 end
                 local used = 0
                 if a == start then used = b end
@@ -352,7 +354,8 @@ if reply == nil then
                 -- A sliding window is full again when its newest entry leaves.
                 reset = 0
                 if current.used > 0 then
-                    local newest = redis.call('ZRANGE', current.key, -1, -1, 'WITHSCORES')
+                    local newest = redis.call('ZRANGE', current.key, -1, -1,
+                        'WITHSCORES')
                     reset = tonumber(newest[2]) + current.period - now
                 end
             end
