@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from redismem import MemoryStore
 from redismem import aio as redismem_aio
 from redismem.connection import connect, connect_async
 from tests.servers import RedisClusterServers, RedisServer
+
+# Property tests assert behaviour, not speed: a per-example deadline only
+# turns a busy 2-core CI machine into failures.
+settings.register_profile("redismem", deadline=None)
+settings.load_profile("redismem")
 
 DEPLOYMENTS = ["standalone", "cluster"]
 
