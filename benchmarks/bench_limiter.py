@@ -76,7 +76,8 @@ def _count_round_trips() -> list[int]:
         sent[0] += 1
         original(self, command, check_health)
 
-    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    connection_class: Any = redis.connection.AbstractConnection
+    connection_class.send_packed_command = counting
     return sent
 
 

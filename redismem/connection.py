@@ -29,26 +29,27 @@ def is_embedded(url: str) -> bool:
     return url.startswith("memory:")
 
 
-def connect(url: str) -> Any:
-    """A synchronous client for ``url``."""
+def connect(url: str, **options: Any) -> Any:
+    """A synchronous client for ``url``; ``options`` go to redis-py's from_url
+    (socket timeouts, say) and are ignored by the embedded mode."""
     if is_embedded(url):
         import fakeredis
 
         return fakeredis.FakeRedis(server=_embedded_server())
     if url.startswith(CLUSTER_SCHEME):
-        return RedisCluster.from_url(_seed_url(url))
-    return redis.Redis.from_url(url)
+        return RedisCluster.from_url(_seed_url(url), **options)
+    return redis.Redis.from_url(url, **options)
 
 
-def connect_async(url: str) -> Any:
-    """An asyncio client for ``url``."""
+def connect_async(url: str, **options: Any) -> Any:
+    """An asyncio client for ``url``; ``options`` as for :func:`connect`."""
     if is_embedded(url):
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=_embedded_server())
     if url.startswith(CLUSTER_SCHEME):
-        return AsyncRedisCluster.from_url(_seed_url(url))
-    return redis.asyncio.Redis.from_url(url)
+        return AsyncRedisCluster.from_url(_seed_url(url), **options)
+    return redis.asyncio.Redis.from_url(url, **options)
 
 
 def _seed_url(url: str) -> str:

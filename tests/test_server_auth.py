@@ -126,7 +126,8 @@ def test_writing_outside_the_write_grants_is_forbidden_and_writes_nothing(
     assert refused.json()["error"]["code"] == "forbidden"
     assert realtime_store.get("tenant-b/notes", "k") is None
     assert allowed.status_code == 201
-    assert realtime_store.get("tenant-a/notes", "k").value == 1  # type: ignore[union-attr]
+    record = realtime_store.get("tenant-a/notes", "k")
+    assert record is not None and record.value == 1
 
 
 def test_a_read_only_api_key_reads_but_cannot_write(

@@ -11,11 +11,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-import redis.asyncio
-from redis.asyncio.cluster import RedisCluster
-
 from redismem.aio.execution import run, run_pipelined
-from redismem.connection import CLUSTER_SCHEME, connect_async, is_embedded
+from redismem.connection import connect_async
 from redismem.keys import SubjectKeys
 from redismem.limiter import calls, policies
 from redismem.limiter.calls import Listing, Mode
@@ -57,18 +54,9 @@ class RateLimiter(LimiterCore):
         cls, url: str, *, timeout: float = 0.25, **settings: Any
     ) -> RateLimiter:
         """A limiter on a new client for ``url``, its calls bounded by ``timeout``."""
-        if is_embedded(url):
-            return cls(connect_async(url), timeout=timeout, **settings)
-        options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-        }
-        client: Any
-        if url.startswith(CLUSTER_SCHEME):
-            seed = "redis://" + url[len(CLUSTER_SCHEME) :]
-            client = RedisCluster.from_url(seed, **options)
-        else:
-            client = redis.asyncio.Redis.from_url(url, **options)
+        client = connect_async(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         return cls(client, timeout=timeout, **settings)
 
     async def hit(

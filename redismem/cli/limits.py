@@ -7,6 +7,7 @@ import click
 
 from redismem.cli.app import Context, emit, errors_as_exit_codes, main, pass_context
 from redismem.limiter import Policy, RateLimiter
+from redismem.limiter.calls import Listing
 from redismem.limiter.notation import FORMS
 
 LIMITS_HELP = f"Limits in notation, e.g. token_bucket:10/s,burst=50 ({FORMS})."
@@ -147,10 +148,12 @@ def show(ctx: Context, policy: str | None) -> None:
             emit(item.as_json())
 
 
-def _listing(ctx: Context, which: str, subjects: tuple[str, ...], remove: bool) -> None:
+def _listing(
+    ctx: Context, which: Listing, subjects: tuple[str, ...], remove: bool
+) -> None:
     limiter = _limiter(ctx)
     if not subjects:
-        emit({"list": which, "subjects": limiter.listed(which)})  # type: ignore[arg-type]
+        emit({"list": which, "subjects": limiter.listed(which)})
         return
     for subject in subjects:
         if remove:

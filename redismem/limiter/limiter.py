@@ -6,10 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-import redis
-from redis.cluster import RedisCluster
-
-from redismem.connection import CLUSTER_SCHEME, connect, is_embedded
+from redismem.connection import connect
 from redismem.execution import run, run_pipelined
 from redismem.keys import SubjectKeys
 from redismem.limiter import calls, policies
@@ -49,16 +46,8 @@ class RateLimiter(LimiterCore):
         cls, url: str, *, timeout: float = 0.25, **settings: Any
     ) -> RateLimiter:
         """A limiter on a new client whose every command times out after ``timeout``."""
-        if is_embedded(url):
-            return cls(connect(url), **settings)
-        options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-        }
-        if url.startswith(CLUSTER_SCHEME):
-            seed = "redis://" + url[len(CLUSTER_SCHEME) :]
-            return cls(RedisCluster.from_url(seed, **options), **settings)
-        return cls(redis.Redis.from_url(url, **options), **settings)
+        client = connect(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, **settings)
 
     def hit(
         self,

@@ -102,7 +102,8 @@ def resolve_url(url: str | None, default: str = DEFAULT_URL) -> str:
         probe.ping()
     except redis.RedisError:
         logger.warning(
-            "no Redis configured or answering at %s: using the embedded mode (memory://)",
+            "no Redis configured or answering at %s: "
+            "using the embedded mode (memory://)",
             default,
         )
         return MEMORY_URL

@@ -275,30 +275,14 @@ class SseStream(Connection):
         self.ending: bytes | None = None
 
     def push(self, event: OutgoingEvent) -> None:
-        if self.closed:
-            return
-        if self.queued > self.max_buffer:
-            self.evict()
-            return
-        self.chunks.append(event.sse)
-        self.queued += len(event.sse)
-        self.wakeup.set()
+        self._push_live(event.sse)
 
     def push_batch(self, batch: EventBatch) -> None:
-        if self.closed:
-            return
-        if self.queued > self.max_buffer:
-            self.evict()
-            return
-        self.chunks.append(batch.sse)
-        self.queued += len(batch.sse)
-        self.wakeup.set()
+        self._push_live(batch.sse)
 
     def replay(self, event: OutgoingEvent) -> None:
         if not self.closed:
-            self.chunks.append(event.sse)
-            self.queued += len(event.sse)
-            self.wakeup.set()
+            self.send_raw(event.sse)
 
     async def writable(self) -> None:
         while self.queued > self.max_buffer // 2 and not self.closed:
@@ -309,16 +293,23 @@ class SseStream(Connection):
     ) -> None:
         if self.closed:
             return
-        chunk = protocol.sse_message(payload, event=event, event_id=event_id)
-        self.chunks.append(chunk)
-        self.queued += len(chunk)
-        self.wakeup.set()
+        self.send_raw(protocol.sse_message(payload, event=event, event_id=event_id))
 
     def send_raw(self, chunk: bytes) -> None:
         """Queue bytes as they are (a ``retry:`` line)."""
         self.chunks.append(chunk)
         self.queued += len(chunk)
         self.wakeup.set()
+
+    def _push_live(self, chunk: bytes) -> None:
+        # Live events meet the bound; a stream over it is evicted, and its
+        # client resumes from its token.
+        if self.closed:
+            return
+        if self.queued > self.max_buffer:
+            self.evict()
+            return
+        self.send_raw(chunk)
 
     def take(self) -> bytes:
         """Everything queued, as one body chunk."""

@@ -96,7 +96,8 @@ def _connection(
     conn: Connection
     limit = state.config.max_send_buffer
     if UvicornWebSocket.supports(send):
-        conn = UvicornWebSocket(principal, address, limit, getattr(send, "__self__"))  # noqa: B009
+        protocol_object = send.__self__  # type: ignore[attr-defined]
+        conn = UvicornWebSocket(principal, address, limit, protocol_object)
     else:
         conn = QueuedWebSocket(principal, address, limit, send)
     conn.on_evict = state.on_evict
