@@ -82,10 +82,15 @@ def _count_round_trips() -> list[int]:
 
 
 def _record_command_names() -> set[str]:
-    """Collect the names of the commands redis-py sends from now on."""
+    """Collect the names of the commands redis-py sends from now on.
+
+    A limiter sends its prepared checks as packed bytes, so the name is also
+    read back from every packed command.
+    """
     names: set[str] = set()
     connection = redis.connection.Connection
     single, many = connection.send_command, connection.pack_commands
+    packed_send = redis.connection.AbstractConnection.send_packed_command
 
     def name(args: Any) -> str:
         text = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
@@ -99,8 +104,17 @@ def _record_command_names() -> set[str]:
         names.update(name(args) for args in commands)
         return many(self, commands)
 
+    def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
+        # *<n>\r\n$<length>\r\n<NAME>\r\n...: the first bulk string.
+        first = command if isinstance(command, bytes) else command[0]
+        if isinstance(first, (bytes, bytearray)) and first.startswith(b"*"):
+            names.add(first.split(b"\r\n", 3)[2].decode().lower())
+        packed_send(self, command, check_health)
+
     connection.send_command = send_command  # type: ignore[method-assign]
     connection.pack_commands = pack_commands  # type: ignore[method-assign]
+    abstract: Any = redis.connection.AbstractConnection
+    abstract.send_packed_command = send_packed_command
     return names
 
 

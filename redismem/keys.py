@@ -116,16 +116,12 @@ class SubjectKeys:
 
     @property
     def usage(self) -> str:
-        """Prefix of the usage hashes ``<usage>:m:<minute>`` and ``:d:<day>``."""
+        """Prefix of the usage hashes ``<usage>:<YYYYMMDD>``, one per UTC day."""
         return f"{self.tag}:use"
 
-    def minute_usage(self, minute: str) -> str:
-        """Hash of usage counters in one UTC minute (YYYYMMDDhhmm)."""
-        return f"{self.usage}:m:{minute}"
-
     def day_usage(self, day: str) -> str:
-        """Hash of usage counters on one UTC day (YYYYMMDD)."""
-        return f"{self.usage}:d:{day}"
+        """Hash of usage counters on one UTC day (YYYYMMDD), minute by minute."""
+        return f"{self.usage}:{day}"
 
     @property
     def state_pattern(self) -> str:

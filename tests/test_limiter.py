@@ -14,8 +14,10 @@ from redismem import (
     InvalidSubject,
     UnknownPolicy,
 )
+from redismem.execution import run_pipelined
 from redismem.keys import ALLOWED_SUBJECTS, DENIED_SUBJECTS, SubjectKeys
-from redismem.limiter import Backoff, Limit, Policy, RateLimiter
+from redismem.limiter import Backoff, Limit, Policy, RateLimiter, UsageRetention
+from redismem.limiter.usage import UsageQuery
 from tests.limiter_helpers import all_keys, redis_ms, wait_for
 
 
@@ -313,7 +315,7 @@ def test_usage_counts_allowed_and_refused_per_operation_with_bounded_retention(
 ) -> None:
     for _ in range(3):
         limiter.hit("uma", "token_bucket:2/h", operation="read", cost=1)
-    limiter.hit("uma", "fixed_window:10/min", operation="write", cost=4)
+    last = limiter.hit("uma", "fixed_window:10/min", operation="write", cost=4)
 
     usage = limiter.usage("uma", minutes=2, days=1)
 
@@ -326,9 +328,32 @@ def test_usage_counts_allowed_and_refused_per_operation_with_bounded_retention(
     }
     assert today["write"]["allowed_cost"] == 4
     assert usage["minutes"][0]["operations"] == today
-    for key in all_keys(client):
-        if ":use:" in key:
-            assert 0 < client.ttl(key) <= limiter.retention.days
+    # One hash per UTC day, kept for the retention after that day ends.
+    day_end = (last.time_ms // 86_400_000 + 1) * 86_400
+    usage_keys = [key for key in all_keys(client) if ":use:" in key]
+    assert usage_keys == [f"rl:{{uma}}:use:{usage['days'][0]['day']}"]
+    assert client.expiretime(usage_keys[0]) == day_end + limiter.retention.days
+
+
+def test_usage_minutes_are_summed_into_their_day(
+    limiter: RateLimiter, client: Any
+) -> None:
+    day = "20261203"
+    key = f"rl:{{ula}}:use:{day}"
+    counts = {"read:2358:a": 2, "read:2358:r": 1, "read:2359:a": 3, "read:2359:ax": 6}
+    client.hset(key, mapping=counts)
+    query = UsageQuery("ula", ("202612032359", "202612032358"), (day,))
+
+    report = query.report(run_pipelined(client, query.calls()))
+
+    assert [m["minute"] for m in report["minutes"]] == ["202612032359", "202612032358"]
+    assert report["minutes"][0]["operations"]["read"]["allowed_cost"] == 9
+    assert report["days"][0]["operations"]["read"] == {
+        "allowed": 5,
+        "refused": 1,
+        "allowed_cost": 11,
+        "refused_cost": 1,
+    }
 
 
 def test_top_refused_ranks_subjects_by_refusals(limiter: RateLimiter) -> None:
@@ -395,6 +420,22 @@ def test_bad_input_raises_a_clear_error_and_changes_nothing(
         limiter.hit(subject, limits, cost=cost)
 
     assert all_keys(client) == []
+
+
+@pytest.mark.parametrize("days", [-1, 1.5, True, "35d"])
+def test_a_bad_usage_retention_is_refused(days: Any) -> None:
+    with pytest.raises(InvalidLimit, match="retention"):
+        UsageRetention(days=days)
+
+
+def test_a_retention_of_zero_counts_no_usage(client: Any) -> None:
+    limiter = RateLimiter(client, retention=UsageRetention(days=0))
+
+    limiter.hit("una", "token_bucket:1/h")
+    limiter.hit("una", "token_bucket:1/h")
+
+    assert [key for key in all_keys(client) if ":use:" in key] == []
+    assert limiter.top_refused() == []
 
 
 def test_policies_are_read_from_redis_and_unknown_ones_raise(

@@ -95,6 +95,26 @@ def test_an_unreachable_redis_fails_open_by_default_and_closed_when_asked(
     assert (failed_closed.allowed, failed_closed.reason) == (False, "unavailable")
 
 
+def test_one_limiter_carries_on_across_a_script_flush_and_a_redis_restart(
+    server_factory: Any,
+) -> None:
+    server = server_factory("--appendonly", "yes", "--appendfsync", "always")
+    limiter = RateLimiter(server.client())
+    limit = "token_bucket:3/h"
+    first = limiter.hit("kai", limit)
+
+    server.client().script_flush()
+    after_flush = limiter.hit("kai", limit)
+    server.restart()
+    after_restart = limiter.hit("kai", limit)
+
+    assert [(d.reason, d.remaining) for d in (first, after_flush, after_restart)] == [
+        ("ok", 2),
+        ("ok", 1),
+        ("ok", 0),
+    ]
+
+
 def test_a_redis_slower_than_the_timeout_fails_within_the_timeout(
     server_factory: Any,
 ) -> None:

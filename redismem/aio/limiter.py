@@ -27,6 +27,7 @@ from redismem.limiter.decision import Decision
 from redismem.limiter.notation import parse_limits
 from redismem.limiter.policies import Policy
 from redismem.limiter.subjects import check_subject
+from redismem.limiter.usage import UsageQuery
 from redismem.replies import text
 from redismem.scripts import Call
 
@@ -213,9 +214,9 @@ class RateLimiter(LimiterCore):
         Only buckets with counts are returned, newest first.
         """
         now_ms = await self._io(calls.redis_time())
-        batch = calls.usage_calls(subject, now_ms, minutes=minutes, days=days)
-        buckets = await self._io_many(batch)
-        return calls.usage_report(subject, buckets)
+        query = UsageQuery.ending_at(subject, now_ms, minutes=minutes, days=days)
+        fetched = await self._io_many(query.calls())
+        return query.report(fetched)
 
     async def top_refused(
         self, *, day: str | None = None, count: int = 10
@@ -230,7 +231,7 @@ class RateLimiter(LimiterCore):
     ) -> Decision:
         call = self._check_call(
             subject, limits, mode=mode, cost=cost, operation=operation
-        )
+        ).call
         try:
             decision = await self._io(call)
         except UNREACHABLE as error:

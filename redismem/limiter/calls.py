@@ -7,8 +7,7 @@ so key names, argument encoding and reply parsing exist exactly once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from redismem import scripts
@@ -60,7 +59,7 @@ def check(
 
     names = SubjectKeys(subject)
     keys = [names.acl, names.ban, names.strikes, names.usage]
-    args: list[Arg] = [mode, cost, operation, retention.minutes, retention.days]
+    args: list[Arg] = [mode, cost, operation, retention.days]
     # Backoff is read only when a limit refuses: one argument, not six.
     args.append(" ".join(map(str, backoff.script_args())) if backoff else "0")
     for limit in limits:
@@ -157,82 +156,6 @@ def redis_time() -> Call[int]:
     )
 
 
-@dataclass(frozen=True)
-class UsageBucket:
-    """Counters of one subject in one minute or day, per operation.
-
-    ``operations`` maps an operation to ``{"allowed", "refused",
-    "allowed_cost", "refused_cost"}``.
-    """
-
-    period: str
-    operations: dict[str, dict[str, int]]
-
-
-#: Usage hash fields: requests, and cost beyond one unit per request.
-_COUNTS = {"a": "allowed", "r": "refused"}
-_EXTRA_COST = {"ax": "allowed_cost", "rx": "refused_cost"}
-
-
-def usage_bucket(key: str, period: str) -> Call[UsageBucket]:
-    """The call that reads one usage hash."""
-
-    def parse(reply: Any) -> UsageBucket:
-        pairs = reply.items() if isinstance(reply, dict) else _pairs(reply)
-        operations: dict[str, dict[str, int]] = {}
-        for field, count in pairs:
-            operation, _, short = text(field).rpartition(":")
-            counters = operations.setdefault(
-                operation,
-                dict.fromkeys([*_COUNTS.values(), *_EXTRA_COST.values()], 0),
-            )
-            if short in _COUNTS:
-                counters[_COUNTS[short]] += int(count)
-                counters[f"{_COUNTS[short]}_cost"] += int(count)
-            elif short in _EXTRA_COST:
-                counters[_EXTRA_COST[short]] += int(count)
-        return UsageBucket(period, operations)
-
-    return Call(parse, command=("HGETALL", key))
-
-
-def usage_calls(
-    subject: str, now_ms: int, *, minutes: int, days: int
-) -> list[Call[UsageBucket]]:
-    """The calls reading the last ``minutes`` minute and ``days`` day buckets."""
-    names = SubjectKeys(check_subject(subject))
-    now = _utc(now_ms)
-    calls = []
-    for back in range(minutes):
-        minute = (now - timedelta(minutes=back)).strftime("%Y%m%d%H%M")
-        calls.append(usage_bucket(names.minute_usage(minute), minute))
-    for back in range(days):
-        day = (now - timedelta(days=back)).strftime("%Y%m%d")
-        calls.append(usage_bucket(names.day_usage(day), day))
-    return calls
-
-
-def usage_report(subject: str, buckets: Sequence[UsageBucket]) -> dict[str, Any]:
-    """Fetched buckets as ``{"subject", "minutes": [...], "days": [...]}``.
-
-    Empty buckets are dropped; minutes are YYYYMMDDhhmm, days YYYYMMDD.
-    """
-    filled = [bucket for bucket in buckets if bucket.operations]
-    return {
-        "subject": subject,
-        "minutes": [
-            {"minute": b.period, "operations": b.operations}
-            for b in filled
-            if len(b.period) == 12
-        ],
-        "days": [
-            {"day": b.period, "operations": b.operations}
-            for b in filled
-            if len(b.period) == 8
-        ],
-    }
-
-
 def top_refused(day: str, count: int) -> Call[list[tuple[str, int]]]:
     """The call that reads the ``count`` most refused subjects of a day."""
 
@@ -269,10 +192,6 @@ def _limit_args(limit: Limit) -> list[Arg]:
 
 def _utc(time_ms: int) -> datetime:
     return datetime.fromtimestamp(time_ms / 1000, tz=timezone.utc)
-
-
-def _pairs(flat: Any) -> list[tuple[Any, Any]]:
-    return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _ignore(reply: Any) -> None:

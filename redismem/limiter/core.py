@@ -20,6 +20,7 @@ from redismem.limiter.decision import Decision, unavailable
 from redismem.limiter.notation import Limit, LimitLike, parse_limits
 from redismem.limiter.policies import Policy, PolicyCache, check_policy_name
 from redismem.limiter.settings import Backoff, UsageRetention
+from redismem.limiter.wire import PreparedCheck
 from redismem.scripts import Call
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class LimiterCore:
         self._last_outage_log = float("-inf")
         # Apps check the same few (subject, limits) pairs over and over; a
         # Call is immutable, so each one is validated and built once.
-        self._prepared: dict[tuple[Any, ...], Call[Decision]] = {}
+        self._prepared: dict[tuple[Any, ...], PreparedCheck] = {}
         self._prepared_for: tuple[Any, Any] = (backoff, self.retention)
 
     def _check_call(
@@ -83,23 +84,24 @@ class LimiterCore:
         mode: Mode,
         cost: int,
         operation: str,
-    ) -> Call[Decision]:
+    ) -> PreparedCheck:
         key = _prepared_key(subject, limits, mode, cost, operation)
         if key is not None:
             if self._prepared_for != (self.backoff, self.retention):
                 self._prepared.clear()
                 self._prepared_for = (self.backoff, self.retention)
-            call = self._prepared.get(key)
-            if call is not None:
-                return call
+            prepared = self._prepared.get(key)
+            if prepared is not None:
+                return prepared
         call = self._build_call(
             subject, limits, mode=mode, cost=cost, operation=operation
         )
+        prepared = PreparedCheck(call)
         if key is not None:
             if len(self._prepared) >= PREPARED_CALLS:
                 del self._prepared[next(iter(self._prepared))]
-            self._prepared[key] = call
-        return call
+            self._prepared[key] = prepared
+        return prepared
 
     def _build_call(
         self,
@@ -129,11 +131,11 @@ class LimiterCore:
         cost = request[2] if len(request) == 3 else 1
         return self._check_call(
             request[0], request[1], mode="hit", cost=cost, operation=DEFAULT_OPERATION
-        )
+        ).call
 
     def _refusal_note(self, subject: str, decision: Decision) -> Call[int] | None:
         """The top-of-refusals update a hit's Decision needs, if any."""
-        if decision.allowed or decision.time_ms == 0 or not self.retention.minutes:
+        if decision.allowed or decision.time_ms == 0 or not self.retention.days:
             return None
         return calls.note_refusal(subject, decision, self.retention)
 

@@ -9,7 +9,7 @@ from typing import Any
 from redismem.connection import connect
 from redismem.execution import run, run_pipelined
 from redismem.keys import SubjectKeys
-from redismem.limiter import calls, policies
+from redismem.limiter import calls, policies, wire
 from redismem.limiter.calls import Listing, Mode
 from redismem.limiter.core import (
     DEFAULT_OPERATION,
@@ -22,6 +22,7 @@ from redismem.limiter.decision import Decision
 from redismem.limiter.notation import parse_limits
 from redismem.limiter.policies import Policy
 from redismem.limiter.subjects import check_subject
+from redismem.limiter.usage import UsageQuery
 from redismem.replies import text
 
 logger = logging.getLogger(__name__)
@@ -200,9 +201,9 @@ class RateLimiter(LimiterCore):
         Only buckets with counts are returned, newest first.
         """
         now_ms = run(self.client, calls.redis_time())
-        batch = calls.usage_calls(subject, now_ms, minutes=minutes, days=days)
-        buckets = run_pipelined(self.client, batch)
-        return calls.usage_report(subject, buckets)
+        query = UsageQuery.ending_at(subject, now_ms, minutes=minutes, days=days)
+        fetched = run_pipelined(self.client, query.calls())
+        return query.report(fetched)
 
     def top_refused(self, *, day: str | None = None, count: int = 10) -> list[Any]:
         """The ``count`` subjects refused most on ``day`` (YYYYMMDD, default today)."""
@@ -213,11 +214,11 @@ class RateLimiter(LimiterCore):
     def _run(
         self, subject: str, limits: Any, mode: Mode, cost: int, operation: str
     ) -> Decision:
-        call = self._check_call(
+        prepared = self._check_call(
             subject, limits, mode=mode, cost=cost, operation=operation
         )
         try:
-            decision = run(self.client, call)
+            decision = wire.send(self.client, prepared)
         except UNREACHABLE as error:
             return self._unavailable(error)
         note = self._refusal_note(subject, decision) if mode == "hit" else None

@@ -32,7 +32,7 @@ class Backoff:
             raise InvalidLimit(self, "backoff factor must be at least 1")
 
     def script_args(self) -> tuple[int | str, ...]:
-        """The six numbers of limit_hit.lua's ARGV[6], in order."""
+        """The six numbers of limit_hit.lua's ARGV[5], in order."""
         return (
             self.violations,
             _ms(self.window),
@@ -45,17 +45,20 @@ class Backoff:
 
 @dataclass(frozen=True)
 class UsageRetention:
-    """How long usage counters are kept: minute and day buckets, in seconds.
+    """How long usage counters are kept, in seconds after their UTC day ends.
 
-    ``minutes=0`` counts no usage at all.
+    A subject's counters live in one hash per UTC day whose fields carry the
+    minute, so minute counters are kept exactly as long as day counters.
+    ``days=0`` counts no usage at all.
     """
 
-    minutes: int = 2 * 3600
     days: int = 35 * 86400
 
     def __post_init__(self) -> None:
-        if self.minutes < 0 or self.days < 0 or (self.minutes and not self.days):
-            raise InvalidLimit(self, "retention must be >= 0, days > 0 with minutes")
+        if isinstance(self.days, bool) or not isinstance(self.days, int):
+            raise InvalidLimit(self, "retention is a whole number of seconds")
+        if self.days < 0:
+            raise InvalidLimit(self, "retention must be >= 0 (0: count no usage)")
 
 
 def _ms(seconds: float) -> int:
