@@ -13,6 +13,10 @@ same Redis. Reported:
    a hit that also learns remaining and reset, so ``hit`` + ``get_window_stats``;
    round trips per decision are counted in the client;
 4. 100 hits in one pipeline (``hit_many``) vs 100 GETs in one pipeline.
+
+Per decision, the table also shows the time Redis spent on the commands the
+client sent (``INFO commandstats``) and the client process's own CPU time:
+what a hit costs beyond a GET, on either side of the socket.
 """
 
 from __future__ import annotations
@@ -43,17 +47,19 @@ PIPELINE = 100
 
 
 def _measure(url: str, kind: str, seconds: float, result: Any) -> None:
-    """Run one load generator for ``seconds``; report decisions per second
-    and round trips per decision."""
+    """Run one load generator for ``seconds``; report decisions per second,
+    round trips, Redis time and the client's own CPU time per decision."""
     client = redis.Redis.from_url(url)
     step = _workloads(url, client)[kind]
     step()  # warm up: load scripts, open the connections
     client.config_resetstat()
     round_trips = _count_round_trips()
     sent = _record_command_names()
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - started) < seconds:
         done += step()
+    # CPU time of this process: redis-py, the limiter, and the system calls.
+    client_usec = (time.process_time() - cpu) * 1e6
     trips = round_trips[0]
     # Time Redis spent executing the commands the client sent, per decision.
     # A script's time includes the commands it runs, which commandstats also
@@ -64,7 +70,8 @@ def _measure(url: str, kind: str, seconds: float, result: Any) -> None:
         for name, stat in stats.items()
         if name.removeprefix("cmdstat_") in sent
     )
-    result.put((done / elapsed, trips / max(done, 1), server_usec / max(done, 1)))
+    per = max(done, 1)
+    result.put((done / elapsed, trips / per, server_usec / per, client_usec / per))
 
 
 def _count_round_trips() -> list[int]:
@@ -191,9 +198,12 @@ def _limits_library(url: str) -> dict[str, Callable[[], int]]:
     return {"limits_fixed": limits_fixed, "limits_moving": limits_moving}
 
 
-def run(url: str, kind: str, seconds: float) -> tuple[float, float, float]:
-    """One measurement in its own process: decisions/s, round trips and
-    server-side microseconds per decision."""
+Sample = tuple[float, float, float, float]
+
+
+def run(url: str, kind: str, seconds: float) -> Sample:
+    """One measurement in its own process: decisions/s, round trips, Redis
+    microseconds and client CPU microseconds per decision."""
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     process = context.Process(target=_measure, args=(url, kind, seconds, result))
@@ -207,7 +217,10 @@ def report(url: str, seconds: float, rounds: int) -> list[str]:
     """Measure everything and return the lines of the report.
 
     Each workload runs once per round, the rounds interleaved so that a slow
-    moment of the machine hits every workload alike; the median round counts.
+    moment of the machine hits every workload alike. The table shows each
+    workload's median round; a ratio is taken within each round (its two
+    workloads ran one after the other) and shown as the median with the
+    range over the rounds.
     """
     kinds = [
         "get",
@@ -220,30 +233,37 @@ def report(url: str, seconds: float, rounds: int) -> list[str]:
         "pipeline_get",
         "pipeline_hit",
     ]
-    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    samples: dict[str, list[Sample]] = {k: [] for k in kinds}
     for _ in range(rounds):
         for kind in kinds:
             samples[kind].append(run(url, kind, seconds))
-    rates = {kind: sorted(runs)[len(runs) // 2] for kind, runs in samples.items()}
-    lines = [f"{'workload':<16}{'decisions/s':>14}{'round trips':>13}{'server us':>11}"]
-    for kind, (rate, trips, usec) in rates.items():
-        lines.append(f"{kind:<16}{rate:>14,.0f}{trips:>13.2f}{usec:>11.1f}")
+    medians = {kind: sorted(runs)[len(runs) // 2] for kind, runs in samples.items()}
+    lines = [
+        f"{'workload':<16}{'decisions/s':>14}{'round trips':>13}"
+        f"{'server us':>11}{'client us':>11}"
+    ]
+    for kind, (rate, trips, usec, client) in medians.items():
+        lines.append(
+            f"{kind:<16}{rate:>14,.0f}{trips:>13.2f}{usec:>11.1f}{client:>11.1f}"
+        )
 
-    def ratio(a: str, b: str) -> float:
-        return rates[a][0] / rates[b][0]
+    def ratio(a: str, b: str) -> str:
+        rounds = zip(samples[a], samples[b], strict=True)
+        paired = sorted(x[0] / y[0] for x, y in rounds)
+        median = paired[len(paired) // 2]
+        return f"{median:.2f}x ({paired[0]:.2f}-{paired[-1]:.2f})"
 
     lines += [
         "",
-        f"hit (1 limit) / GET:                  {ratio('hit_one', 'get'):.2f}x",
-        f"hit (3 limits) / hit (1 limit):       {ratio('hit_three', 'hit_one'):.2f}x",
-        f"fixed window: redismem / limits:      "
-        f"{ratio('hit_fixed', 'limits_fixed'):.2f}x",
+        f"ratios: median of {rounds} rounds (range)",
+        f"hit (1 limit) / GET:                  {ratio('hit_one', 'get')}",
+        f"hit (3 limits) / hit (1 limit):       {ratio('hit_three', 'hit_one')}",
+        f"fixed window: redismem / limits:      {ratio('hit_fixed', 'limits_fixed')}",
         f"sliding window: redismem / limits moving: "
-        f"{ratio('hit_sliding', 'limits_moving'):.2f}x",
+        f"{ratio('hit_sliding', 'limits_moving')}",
         f"pipelined {PIPELINE} hits / {PIPELINE} GETs:      "
-        f"{ratio('pipeline_hit', 'pipeline_get'):.2f}x",
-        f"pipelined hits / single hits:         "
-        f"{ratio('pipeline_hit', 'hit_one'):.1f}x",
+        f"{ratio('pipeline_hit', 'pipeline_get')}",
+        f"pipelined hits / single hits:         {ratio('pipeline_hit', 'hit_one')}",
     ]
     return lines
 
