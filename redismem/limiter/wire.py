@@ -37,7 +37,7 @@ def send(client: Any, prepared: PreparedCheck) -> Decision:
         return run(client, prepared.call)
 
     pool = client.connection_pool
-    connection: Any = pool.get_connection()
+    connection: Any = _pooled_connection(pool)
     try:
         if prepared.packed is None:
             # Subjects, operations and script arguments are ASCII: the bytes
@@ -51,15 +51,23 @@ def send(client: Any, prepared: PreparedCheck) -> Decision:
         )
     except NoScriptError:
         # Redis lost its scripts (restart, SCRIPT FLUSH): run() reloads.
-        reloaded = True
+        lost_script = True
     else:
-        reloaded = False
+        lost_script = False
     finally:
         pool.release(connection)
 
-    if reloaded:
+    if lost_script:
         return run(client, prepared.call)
     return prepared.call.parse(reply)
+
+
+def _pooled_connection(pool: Any) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:
+        # redis-py before 5.3 wants a command name, which it then ignores.
+        return pool.get_connection("EVALSHA")
 
 
 def _round_trip(connection: Any, packed: Any) -> Any:
