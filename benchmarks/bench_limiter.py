@@ -97,7 +97,7 @@ def _record_command_names() -> set[str]:
     names: set[str] = set()
     connection = redis.connection.Connection
     single, many = connection.send_command, connection.pack_commands
-    packed_send = redis.connection.AbstractConnection.send_packed_command
+    packed_send: Any = redis.connection.AbstractConnection.send_packed_command
 
     def name(args: Any) -> str:
         text = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
