@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from redis.exceptions import NoScriptError
 
 from redismem.errors import PreconditionFailed
+from redismem.held_connections import HeldConnections
 from redismem.scripts import Call, Script
 
 T = TypeVar("T")
@@ -21,15 +22,22 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
-def run(client: Any, call: Call[T]) -> T:
-    """Send one call in one round trip and return its parsed result."""
+def run(client: Any, call: Call[T], held: HeldConnections | None = None) -> T:
+    """Send one call in one round trip and return its parsed result.
+
+    A script call goes over ``held`` connections when given (see
+    ``redismem.held_connections``); everything else through the client.
+    """
     args = call.redis_args()
+    send = client.execute_command
+    if held is not None and call.script is not None:
+        send = held.execute
     try:
-        reply = client.execute_command(*args)
+        reply = send(*args)
     except NoScriptError:
         assert call.script is not None
         load_script(client, call.script)
-        reply = client.execute_command(*args)
+        reply = send(*args)
     return call.parse(reply)
 
 
