@@ -16,6 +16,8 @@ connections it borrowed once and keeps:
   the server closed (a restart); a connection error disconnects it and
   retries as the connection's ``Retry`` says, as ``execute_command`` would;
   redis-py drops a connection whose reply was not read in full;
+- commands are packed with hiredis, which redis-py itself uses for that
+  when it is installed, without redis-py's per-argument type checks;
 - a forked child borrows its own; when the store is garbage-collected its
   connections go back to the pool.
 
@@ -30,6 +32,7 @@ import os
 import weakref
 from typing import Any
 
+import hiredis
 import redis
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError, TimeoutError
@@ -62,9 +65,13 @@ class HeldConnections:
             # start it afresh (send_command reconnects).
             _make_ready(connection)
 
+        # Packed here with hiredis, as redis-py does when hiredis is installed
+        # (redismem depends on it), minus redis-py's per-argument checks: the
+        # arguments are redismem's own str and int values.
+        packed = [hiredis.pack_command(args)]
         try:
             return connection.retry.call_with_retry(
-                lambda: _round_trip(connection, args),
+                lambda: _round_trip(connection, packed),
                 lambda _error: connection.disconnect(),
             )
         finally:
@@ -103,8 +110,8 @@ def _make_ready(connection: Any) -> None:
     connection.disconnect()
 
 
-def _round_trip(connection: Any, args: tuple[Any, ...]) -> Any:
-    connection.send_command(*args)
+def _round_trip(connection: Any, packed: list[bytes]) -> Any:
+    connection.send_packed_command(packed)
     return connection.read_response()
 
 

@@ -69,6 +69,9 @@ def encode_value(namespace: str, key: str, value: Any, max_bytes: int) -> str:
     except (TypeError, ValueError) as exc:
         raise InvalidValue(namespace, key, f"not JSON-serialisable: {exc}") from None
 
+    # A character is at most 4 bytes of UTF-8: most values need no count.
+    if len(text) * 4 <= max_bytes:
+        return text
     size = len(text.encode())
     if size > max_bytes:
         raise InvalidValue(
