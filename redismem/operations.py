@@ -6,7 +6,6 @@ so validation, key names and reply parsing exist exactly once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
@@ -28,6 +27,7 @@ from redismem.validation import (
     check_key,
     check_limit,
     check_namespace,
+    decode_value,
     encode_value,
 )
 
@@ -86,7 +86,7 @@ def write(
             raise RecordNotFound(namespace, key)
 
         # The stored JSON, decoded, so put() returns what get() would.
-        stored = json.loads(encoded)
+        stored = decode_value(encoded)
         record = Record(
             namespace, key, stored, int(fields[1]), int(fields[2]), int(fields[3])
         )
