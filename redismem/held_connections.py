@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
 import redis
 from redis.connection import AbstractConnection
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 # Maintenance notifications (redis-py 6+) may ask for a reconnect after a
 # command; older connections have no such flag.
@@ -53,6 +54,26 @@ class HeldConnections:
 
     def execute(self, *args: Any) -> Any:
         """Send one command and return its raw reply (no response callback)."""
+        # Packed here with hiredis, as redis-py does when hiredis is installed
+        # (redismem depends on it), minus redis-py's per-argument checks: the
+        # arguments are redismem's own str and int values.
+        return self._exchange([hiredis.pack_command(args)], _read_reply)
+
+    def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one write and read their replies, in order.
+
+        An error reply is returned as its exception, in place, not raised, as
+        a redis-py pipeline does with ``raise_on_error=False``.
+        """
+        packed = [b"".join([hiredis.pack_command(tuple(c)) for c in commands])]
+        count = len(commands)
+        replies: list[Any] = self._exchange(
+            packed, lambda connection: _read_replies(connection, count)
+        )
+        return replies
+
+    def _exchange(self, packed: list[bytes], read: Callable[[Any], Any]) -> Any:
+        """Send ``packed`` on an idle connection and ``read`` the reply."""
         if self.pid != os.getpid():
             self._forget_parent_connections()
         try:
@@ -62,16 +83,12 @@ class HeldConnections:
         else:
             # As the pool checks on checkout: a connection with something to
             # read was closed by the server (a restart) or is out of step;
-            # start it afresh (send_command reconnects).
+            # start it afresh (sending reconnects).
             _make_ready(connection)
 
-        # Packed here with hiredis, as redis-py does when hiredis is installed
-        # (redismem depends on it), minus redis-py's per-argument checks: the
-        # arguments are redismem's own str and int values.
-        packed = [hiredis.pack_command(args)]
         try:
             return connection.retry.call_with_retry(
-                lambda: _round_trip(connection, packed),
+                lambda: _send_and_read(connection, packed, read),
                 lambda _error: connection.disconnect(),
             )
         finally:
@@ -110,9 +127,25 @@ def _make_ready(connection: Any) -> None:
     connection.disconnect()
 
 
-def _round_trip(connection: Any, packed: list[bytes]) -> Any:
+def _send_and_read(
+    connection: Any, packed: list[bytes], read: Callable[[Any], Any]
+) -> Any:
     connection.send_packed_command(packed)
+    return read(connection)
+
+
+def _read_reply(connection: Any) -> Any:
     return connection.read_response()
+
+
+def _read_replies(connection: Any, count: int) -> list[Any]:
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(connection.read_response())
+        except ResponseError as error:
+            replies.append(error)
+    return replies
 
 
 def _give_back(pool: Any, idle: list[Any]) -> None:

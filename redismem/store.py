@@ -169,7 +169,7 @@ class MemoryStore:
         """Size and position of the log of every namespace matching ``pattern``."""
         check_pattern(pattern)
         calls = [compaction.stats(namespace) for namespace in self.namespaces(pattern)]
-        return run_pipelined(self.client, calls) if calls else []
+        return run_pipelined(self.client, calls, self._held) if calls else []
 
     def namespaces(self, pattern: str = "*") -> builtins.list[str]:
         """Every namespace with a change log whose name matches the glob."""
@@ -189,7 +189,7 @@ class MemoryStore:
         calls = operations.write_many(
             writes, max_value_bytes=self.max_value_bytes, compaction=self.compaction
         )
-        results = run_pipelined(self.client, calls)
+        results = run_pipelined(self.client, calls, self._held)
         outcomes: builtins.list[Record | PreconditionFailed] = []
         for result in results:
             if isinstance(result, WriteOutcome):
@@ -243,4 +243,4 @@ class MemoryStore:
         if len(calls) == 1:
             run(self.client, calls[0], self._held)
         elif calls:
-            run_pipelined(self.client, calls)
+            run_pipelined(self.client, calls, self._held)
