@@ -22,8 +22,9 @@ connections it borrowed once and keeps:
   connections go back to the pool.
 
 Only a plain ``redis.Redis`` with a connection pool qualifies; every other
-client (a cluster, fakeredis, a single-connection client, a pipeline) runs
-its commands through ``execute_command`` as usual.
+client (a cluster, fakeredis, a single-connection client, a pipeline, a
+client with client-side caching) runs its commands through
+``execute_command`` as usual.
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ def for_client(client: Any) -> HeldConnections | None:
     """Held connections for ``client``, or None when it does not qualify."""
     if type(client) is not redis.Redis or client.connection is not None:
         return None
-    return HeldConnections(client.connection_pool)
+    pool = client.connection_pool
+    if getattr(pool, "cache", None) is not None:
+        # Client-side caching tracks keys per command; leave it to redis-py.
+        return None
+    return HeldConnections(pool)
 
 
 def _borrow(pool: Any) -> Any:
