@@ -29,9 +29,10 @@ def run(client: Any, call: Call[T], held: HeldConnections | None = None) -> T:
     ``redismem.held_connections``); everything else through the client.
     """
     args = call.redis_args()
-    send = client.execute_command
     if held is not None and call.script is not None:
         send = held.execute
+    else:
+        send = client.execute_command
     try:
         reply = send(*args)
     except NoScriptError:
