@@ -48,7 +48,7 @@ if not current then
     return '3'
 end
 
--- As in put.lua: one call per key (two for the metadata), and each number
+-- As in put.lua: the metadata read once and written once, and each number
 -- turned into a string once.
 local state = redis.call('HMGET', meta, 'epoch', 'seq', 'cseq', 'tail')
 local epoch = state[1]

@@ -43,8 +43,8 @@
 
 -- Every redis.call costs more than the Lua around it, and every number
 -- handed to Redis or joined into a string is formatted by sprintf: so this
--- script makes one call per key it touches (two for the metadata), and
--- turns each number into a string once.
+-- script reads the record and the metadata once each, writes each once,
+-- and turns each number into a string once.
 
 local records, index, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local namespace, key, mode = ARGV[1], ARGV[2], ARGV[3]
