@@ -140,7 +140,7 @@ def replay_page(
 
 
 def fold(latest: dict[Any, Any], entries: Sequence[Any]) -> None:
-    """Apply raw log entries, in order, to ``latest`` (key -> its put's fields).
+    """Apply raw log entries, in order, to ``latest`` (key -> its put's entry).
 
     Every entry starts with its key and op (see put.lua), so a delete is told
     apart without decoding the rest; values stay undecoded until
@@ -153,16 +153,18 @@ def fold(latest: dict[Any, Any], entries: Sequence[Any]) -> None:
         if flat[3] in (b"delete", "delete"):
             latest.pop(flat[1], None)
         else:
-            latest[flat[1]] = flat
+            latest[flat[1]] = (entry[0], flat)
 
 
 def records_of(namespace: str, latest: dict[Any, Any]) -> dict[str, Record]:
     """The records, in key order, that folded put events describe."""
     records = {}
-    for raw_key, flat in latest.items():
+    for raw_key, (stream_id, flat) in latest.items():
         key = replies.text(raw_key)
-        fields = replies.entry_fields((None, flat))
-        ts = int(fields["ts"])
+        fields = replies.entry_fields((stream_id, flat))
+        # The event's time is its stream ID's; only an update carries
+        # "created", a create was created at its own time.
+        ts = replies.event_time(replies.text(stream_id))
         created = fields.get("created")
         records[key] = Record(
             namespace=namespace,

@@ -47,12 +47,22 @@ def stream_event(namespace: str, epoch: str, entry: Sequence[Any]) -> ChangeEven
         op=cast(Op, text(fields["op"])),
         version=int(fields["version"]),
         seq=seq,
-        ts=int(fields["ts"]),
+        ts=event_time(stream_id),
         value=None if raw_value is None else json.loads(raw_value),
         epoch=epoch,
         id=stream_id,
         token=LogPosition(epoch, seq, stream_id).encode(),
     )
+
+
+def event_time(stream_id: str) -> int:
+    """An event's Redis time in ms: the ms part of its stream ID.
+
+    The write scripts let XADD pick the ID from Redis time, so the log keeps
+    no separate time field (entries written before that carry an equal
+    ``ts``).
+    """
+    return int(stream_id.partition("-")[0])
 
 
 def published_event(message: Any) -> ChangeEvent:

@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Iterable
 from typing import Any
 
-from redismem import compaction, operations
+from redismem import compaction, held_connections, operations
 from redismem.compaction import DEFAULT_POLICY, CompactionPolicy, Replayer
 from redismem.errors import PreconditionFailed
 from redismem.execution import run, run_pipelined
@@ -47,6 +47,9 @@ class MemoryStore:
         self.client = client
         self.max_value_bytes = max_value_bytes
         self.compaction = compaction
+        # Script calls skip redis-py's per-command overhead on connections
+        # the store keeps (a plain redis.Redis only; see held_connections).
+        self._held = held_connections.for_client(client)
 
     def put(
         self, namespace: str, key: str, value: Any, *, expect_version: int | None = None
@@ -66,7 +69,7 @@ class MemoryStore:
 
     def get(self, namespace: str, key: str) -> Record | None:
         """Return the record, or None if there is none."""
-        return run(self.client, operations.get(namespace, key))
+        return run(self.client, operations.get(namespace, key), self._held)
 
     def delete(
         self, namespace: str, key: str, *, expect_version: int | None = None
@@ -75,7 +78,7 @@ class MemoryStore:
         call = operations.delete(
             namespace, key, expect_version=expect_version, compaction=self.compaction
         )
-        outcome = run(self.client, call)
+        outcome = run(self.client, call, self._held)
         if outcome is None:
             return False
         self._after_write(outcome)
@@ -85,9 +88,8 @@ class MemoryStore:
         self, namespace: str, *, after: str | None = None, limit: int = 100
     ) -> Page[Record]:
         """One page of records in key order; pass ``page.next`` as ``after``."""
-        return run(
-            self.client, operations.list_records(namespace, after=after, limit=limit)
-        )
+        call = operations.list_records(namespace, after=after, limit=limit)
+        return run(self.client, call, self._held)
 
     def changes(
         self,
@@ -120,7 +122,7 @@ class MemoryStore:
             until=until,
             reverse=reverse,
         )
-        return run(self.client, call)
+        return run(self.client, call, self._held)
 
     def subscribe(
         self, *patterns: str, resume: str | None = None, start: str = "now"
@@ -145,7 +147,7 @@ class MemoryStore:
         """
         replayer = Replayer(namespace, until)
         while (call := replayer.next_call()) is not None:
-            replayer.on_page(run(self.client, call))
+            replayer.on_page(run(self.client, call, self._held))
         return replayer.records
 
     def compact(self, namespace: str) -> CompactionReport:
@@ -153,7 +155,7 @@ class MemoryStore:
         call = compaction.compact_batch(namespace, self.compaction, everything=True)
         folded = removed = batches = 0
         while True:
-            outcome = run(self.client, call)
+            outcome = run(self.client, call, self._held)
             folded += outcome.folded
             removed += outcome.tombstones_removed
             batches += 1
@@ -167,7 +169,7 @@ class MemoryStore:
         """Size and position of the log of every namespace matching ``pattern``."""
         check_pattern(pattern)
         calls = [compaction.stats(namespace) for namespace in self.namespaces(pattern)]
-        return run_pipelined(self.client, calls) if calls else []
+        return run_pipelined(self.client, calls, self._held) if calls else []
 
     def namespaces(self, pattern: str = "*") -> builtins.list[str]:
         """Every namespace with a change log whose name matches the glob."""
@@ -187,7 +189,7 @@ class MemoryStore:
         calls = operations.write_many(
             writes, max_value_bytes=self.max_value_bytes, compaction=self.compaction
         )
-        results = run_pipelined(self.client, calls)
+        results = run_pipelined(self.client, calls, self._held)
         outcomes: builtins.list[Record | PreconditionFailed] = []
         for result in results:
             if isinstance(result, WriteOutcome):
@@ -217,7 +219,7 @@ class MemoryStore:
             max_value_bytes=self.max_value_bytes,
             compaction=self.compaction,
         )
-        outcome = run(self.client, call)
+        outcome = run(self.client, call, self._held)
         if outcome.log_started or outcome.compaction_due:
             self._after_write(outcome)
         assert outcome.record is not None
@@ -239,6 +241,6 @@ class MemoryStore:
             for ns in sorted(due)
         ]
         if len(calls) == 1:
-            run(self.client, calls[0])
+            run(self.client, calls[0], self._held)
         elif calls:
-            run_pipelined(self.client, calls)
+            run_pipelined(self.client, calls, self._held)

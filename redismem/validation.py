@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from redismem.errors import InvalidKey, InvalidNamespace, InvalidValue
@@ -62,19 +63,55 @@ def check_key(key: object) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _c_encoder() -> Callable[[Any], str]:
+    """The C encoder that ``_ENCODER.encode`` builds afresh on every call, built
+    once (it is most of the cost of encoding a small value), or that method
+    where the C accelerator is missing."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    # No circular-reference markers: a shared dict would keep stale entries
+    # after a failed call; a cycle ends in RecursionError instead.
+    encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None,
+                  ":", ",", False, False, False)  # fmt: skip
+
+    def encode_text(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return encode_text
+
+
+_encode = _c_encoder()
+
+
 def encode_value(namespace: str, key: str, value: Any, max_bytes: int) -> str:
     """Serialise ``value`` to compact JSON, refusing what JSON cannot carry."""
     try:
-        text = _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
+        text = _encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidValue(namespace, key, f"not JSON-serialisable: {exc}") from None
 
+    # A character is at most 4 bytes of UTF-8: most values need no count.
+    if len(text) * 4 <= max_bytes:
+        return text
     size = len(text.encode())
     if size > max_bytes:
         raise InvalidValue(
             namespace, key, f"{size} bytes of JSON exceeds the bound of {max_bytes}"
         )
     return text
+
+
+#: The (C) scanner that json.loads reaches through three Python wrappers
+#: (typeshed does not declare the attribute).
+_scan_json: Callable[[str, int], tuple[Any, int]]
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def decode_value(text: str) -> Any:
+    """Decode what ``encode_value`` made: the value as ``get`` would return it."""
+    # Compact JSON of our own making: no surrounding space to skip.
+    return _scan_json(text, 0)[0]
 
 
 def check_limit(limit: object, maximum: int = 1000) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.cluster import RedisCluster
 
 from redismem import (
     MemoryStore,
@@ -179,6 +180,27 @@ def test_every_write_logs_one_event_with_contiguous_seq(store: MemoryStore) -> N
     assert all(e.ts > 0 for e in events)
 
 
+def test_an_event_time_is_its_stream_id_and_only_an_update_carries_created(
+    store: MemoryStore, client: Any
+) -> None:
+    created = store.create("notes", "a", "one")
+    updated = store.update("notes", "a", "two")
+    store.delete("notes", "a")
+
+    entries = client.xrange(NamespaceKeys("notes").log)
+    events = store.changes("notes").items
+
+    assert [list(fields) for _, fields in entries] == [
+        [b"key", b"op", b"version", b"seq", b"value"],
+        [b"key", b"op", b"version", b"seq", b"created", b"value"],
+        [b"key", b"op", b"version", b"seq"],
+    ]
+    assert entries[1][1][b"created"] == str(created.created).encode()
+    assert [e.ts for e in events] == [int(e.id.split("-")[0]) for e in events]
+    assert (events[0].ts, events[1].ts) == (created.updated, updated.updated)
+    assert updated.created == created.created <= updated.updated <= events[2].ts
+
+
 def test_changes_pages_through_the_log_with_tokens(store: MemoryStore) -> None:
     for i in range(7):
         store.put("paged", f"k{i}", i)
@@ -264,9 +286,20 @@ def test_put_many_is_one_round_trip(store: MemoryStore, client: Any) -> None:
         return pipe
 
     client.pipeline = counting_pipeline
+    on_cluster = isinstance(client, RedisCluster)
+    reads = 0 if on_cluster else int(client.info("stats")["total_reads_processed"])
+
     store.put_many([("batch", f"k{i}", i) for i in range(50)])
 
-    assert len(pipelines) == 1
+    if on_cluster:
+        # Through redis-py's cluster pipeline.
+        assert len(pipelines) == 1
+    else:
+        # On the store's own connection, the 50 calls (about 16 KB) leave in
+        # one write, which Redis takes in a read or two (and one for INFO);
+        # 50 round trips would take 50.
+        after = int(client.info("stats")["total_reads_processed"])
+        assert after - reads <= 4
     assert len(store.list("batch").items) == 51
 
 

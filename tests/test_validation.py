@@ -81,6 +81,30 @@ def test_a_value_json_cannot_carry_is_refused(
     assert _snapshot(client) == seeded
 
 
+def test_a_value_that_contains_itself_is_refused(
+    store: MemoryStore, client: Any, seeded: dict[str, Any]
+) -> None:
+    looped: list[Any] = ["x"]
+    looped.append(looped)
+
+    with pytest.raises(InvalidValue, match="not JSON-serialisable"):
+        store.put("users", "bob", looped)
+
+    assert _snapshot(client) == seeded
+
+
+def test_a_multibyte_value_over_the_size_bound_is_refused(
+    client: Any, seeded: dict[str, Any]
+) -> None:
+    store = MemoryStore(client, max_value_bytes=100)
+
+    # 27 characters of JSON, 102 bytes of UTF-8.
+    with pytest.raises(InvalidValue, match="102 bytes of JSON exceeds the bound"):
+        store.put("users", "alice", "\U0001f600" * 25)
+
+    assert _snapshot(client) == seeded
+
+
 def test_a_value_over_the_size_bound_is_refused(
     client: Any, seeded: dict[str, Any]
 ) -> None:
