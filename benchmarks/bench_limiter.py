@@ -91,7 +91,7 @@ def _count_round_trips() -> list[int]:
 def _record_command_names() -> set[str]:
     """Collect the names of the commands redis-py sends from now on.
 
-    A limiter sends its prepared checks as packed bytes, so the name is also
+    A limiter sends its checks as packed bytes on held connections, so the name is also
     read back from every packed command.
     """
     names: set[str] = set()

@@ -231,7 +231,7 @@ class RateLimiter(LimiterCore):
     ) -> Decision:
         call = self._check_call(
             subject, limits, mode=mode, cost=cost, operation=operation
-        ).call
+        )
         try:
             decision = await self._io(call)
         except UNREACHABLE as error:

@@ -20,7 +20,6 @@ from redismem.limiter.decision import Decision, unavailable
 from redismem.limiter.notation import Limit, LimitLike, parse_limits
 from redismem.limiter.policies import Policy, PolicyCache, check_policy_name
 from redismem.limiter.settings import Backoff, UsageRetention
-from redismem.limiter.wire import PreparedCheck
 from redismem.scripts import Call
 
 logger = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class LimiterCore:
         self._last_outage_log = float("-inf")
         # Apps check the same few (subject, limits) pairs over and over; a
         # Call is immutable, so each one is validated and built once.
-        self._prepared: dict[tuple[Any, ...], PreparedCheck] = {}
+        self._prepared: dict[tuple[Any, ...], Call[Decision]] = {}
         self._prepared_for: tuple[Any, Any] = (backoff, self.retention)
 
     def _check_call(
@@ -84,7 +83,7 @@ class LimiterCore:
         mode: Mode,
         cost: int,
         operation: str,
-    ) -> PreparedCheck:
+    ) -> Call[Decision]:
         key = _prepared_key(subject, limits, mode, cost, operation)
         if key is not None:
             if self._prepared_for != (self.backoff, self.retention):
@@ -96,12 +95,11 @@ class LimiterCore:
         call = self._build_call(
             subject, limits, mode=mode, cost=cost, operation=operation
         )
-        prepared = PreparedCheck(call)
         if key is not None:
             if len(self._prepared) >= PREPARED_CALLS:
                 del self._prepared[next(iter(self._prepared))]
-            self._prepared[key] = prepared
-        return prepared
+            self._prepared[key] = call
+        return call
 
     def _build_call(
         self,
@@ -131,7 +129,7 @@ class LimiterCore:
         cost = request[2] if len(request) == 3 else 1
         return self._check_call(
             request[0], request[1], mode="hit", cost=cost, operation=DEFAULT_OPERATION
-        ).call
+        )
 
     def _refusal_note(self, subject: str, decision: Decision) -> Call[int] | None:
         """The top-of-refusals update a hit's Decision needs, if any."""

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from redismem import held_connections
 from redismem.connection import connect
 from redismem.execution import run, run_pipelined
 from redismem.keys import SubjectKeys
-from redismem.limiter import calls, policies, wire
+from redismem.limiter import calls, policies
 from redismem.limiter.calls import Listing, Mode
 from redismem.limiter.core import (
     DEFAULT_OPERATION,
@@ -41,6 +42,9 @@ class RateLimiter(LimiterCore):
     def __init__(self, client: Any, **settings: Any) -> None:
         super().__init__(**settings)
         self.client = client
+        # Checks go over connections the limiter keeps, as a store's script
+        # calls do (a plain redis.Redis only; see held_connections).
+        self._held = held_connections.for_client(client)
 
     @classmethod
     def from_url(
@@ -92,7 +96,7 @@ class RateLimiter(LimiterCore):
         requests = list(requests)
         batch = [self._request_call(request) for request in requests]
         try:
-            decisions: list[Decision] = run_pipelined(self.client, batch)
+            decisions: list[Decision] = run_pipelined(self.client, batch, self._held)
         except UNREACHABLE as error:
             return [self._unavailable(error)] * len(batch)
         notes = [
@@ -214,11 +218,11 @@ class RateLimiter(LimiterCore):
     def _run(
         self, subject: str, limits: Any, mode: Mode, cost: int, operation: str
     ) -> Decision:
-        prepared = self._check_call(
+        call = self._check_call(
             subject, limits, mode=mode, cost=cost, operation=operation
         )
         try:
-            decision = wire.send(self.client, prepared)
+            decision = run(self.client, call, self._held)
         except UNREACHABLE as error:
             return self._unavailable(error)
         note = self._refusal_note(subject, decision) if mode == "hit" else None
