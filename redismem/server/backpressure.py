@@ -47,9 +47,6 @@ class Connection:
     """One client connection: identity, subscriptions and a way to write."""
 
     kind = "?"
-    #: Set once a subscription asks for coalescing; a class default, so
-    #: connections that never coalesce carry nothing for it.
-    coalescer: Coalescer | None = None
 
     def __init__(self, principal: Principal, address: str, max_buffer: int) -> None:
         self.principal = principal
@@ -62,6 +59,10 @@ class Connection:
         #: namespace -> (epoch, seq) this connection already has from history
         #: while the live stream is still behind it; see Hub._go_live.
         self.ahead: dict[str, tuple[str, int]] = {}
+        #: Set once a subscription asks for coalescing. An instance attribute
+        #: (8 bytes): the push paths test it, and a class default would cost
+        #: them a lookup through the class on every event.
+        self.coalescer: Coalescer | None = None
 
     def push(self, event: OutgoingEvent) -> None:
         """Write one event (the hot path: no await, no copy)."""
@@ -302,12 +303,6 @@ class SseStream(Connection):
     """An SSE response: chunks queued, bounded, written by the request's task."""
 
     kind = "sse"
-    #: For a wildcard stream, every namespace's position as of the last
-    #: message queued: each ``id:`` is the subscription-wide feed token of
-    #: it, so ``Last-Event-ID`` resumes every namespace. None (the class
-    #: default) for an exact stream, whose events share their prebuilt
-    #: ``<namespace> <token>`` id.
-    feed: dict[str, LogPosition] | None = None
 
     def __init__(self, principal: Principal, address: str, max_buffer: int) -> None:
         super().__init__(principal, address, max_buffer)
@@ -315,6 +310,12 @@ class SseStream(Connection):
         self.queued = 0
         self.wakeup = asyncio.Event()
         self.ending: bytes | None = None
+        #: For a wildcard stream, every namespace's position as of the last
+        #: message queued: each ``id:`` is the subscription-wide feed token
+        #: of it, so ``Last-Event-ID`` resumes every namespace. None for an
+        #: exact stream, whose events share their prebuilt
+        #: ``<namespace> <token>`` id.
+        self.feed: dict[str, LogPosition] | None = None
 
     def resume_feed(self) -> None:
         """Give this (wildcard) stream subscription-wide ``id:`` lines."""
