@@ -5,7 +5,10 @@ of its log, never skipped."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -180,10 +183,17 @@ async def test_a_namespace_left_out_whose_start_was_compacted_gets_a_reset(
 
 
 def sse_messages(
-    server: ServerProcess, pattern: str, count: int, **kwargs: Any
+    server: ServerProcess,
+    pattern: str,
+    count: int,
+    *,
+    then: Callable[[], None] | None = None,
+    more: int = 0,
+    **kwargs: Any,
 ) -> list[Any]:
     """The SSE messages of a stream (acknowledgement first) until ``count``
-    change events arrived."""
+    change events arrived; then, if given, ``then()`` runs and ``more``
+    events are read from the same stream."""
     received = []
     with (
         httpx.Client(timeout=5) as client,
@@ -193,7 +203,10 @@ def sse_messages(
     ):
         for sse in source.iter_sse():
             received.append(sse)
-            if sum(1 for e in received if e.event == "message") >= count:
+            events = sum(1 for e in received if e.event == "message")
+            if events == count and then is not None:
+                then()
+            if events >= count + more:
                 break
     return received
 
@@ -222,8 +235,18 @@ def test_a_wildcard_sse_stream_resumes_every_namespace_from_last_event_id(
     realtime_store.put("sg-b", "x", 1)  # a namespace created meanwhile
     realtime_store.put("sg-c", "k", 1)
     realtime_store.put("sg-b", "x", 2)
+
+    def write_live() -> None:
+        for namespace in ("sg-a", "sg-b", "sg-c"):
+            realtime_store.put(namespace, "live", True)
+
     resumed = sse_messages(
-        realtime, "sg-*", 4, headers={**credential, "Last-Event-ID": last_id}
+        realtime,
+        "sg-*",
+        4,
+        then=write_live,
+        more=3,
+        headers={**credential, "Last-Event-ID": last_id},
     )
 
     heads = {ns: log_tokens(realtime_store, ns)[0] for ns in ("sg-a", "sg-c")}
@@ -233,7 +256,12 @@ def test_a_wildcard_sse_stream_resumes_every_namespace_from_last_event_id(
     assert [json.loads(e.data)["seq"] for e in first[1:]] == [2]
     assert json.loads(resumed[0].data)["recovered"] is True
     changes = [json.loads(e.data) for e in resumed if e.event == "message"]
-    assert seqs_by_namespace(changes) == {"sg-a": [3], "sg-b": [1, 2], "sg-c": [2]}
+    assert seqs_by_namespace(changes[:4]) == {
+        "sg-a": [3],
+        "sg-b": [1, 2],
+        "sg-c": [2],
+    }
+    assert seqs_by_namespace(changes[4:]) == {"sg-a": [4], "sg-b": [3], "sg-c": [3]}
     assert feed_tokens(resumed[-1].id) == {
         ns: log_tokens(realtime_store, ns)[-1] for ns in ("sg-a", "sg-b", "sg-c")
     }
@@ -269,3 +297,47 @@ def test_a_bad_last_event_id_is_refused_with_invalid_token(
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_token"
+
+
+async def test_a_pattern_listened_to_again_after_everyone_left_reports_no_false_gap(
+    realtime: ServerProcess, realtime_store: MemoryStore
+) -> None:
+    # Writes go on all along, also while the server stops listening and
+    # after: the last messages of a listen arrive when nobody wants them any
+    # more, and later ones are never heard.
+    stop = threading.Event()
+    writer = threading.Thread(target=write_until, args=(realtime_store, stop))
+    writer.start()
+    received = []
+    try:
+        for round_ in range(10):
+            async with websockets.connect(
+                realtime.ws, additional_headers=headers()
+            ) as ws:
+                await subscribe(ws, "rl-*")
+                realtime_store.put("rl-b", "k", round_)
+                received.append(await recv_until_namespace(ws, "rl-b"))
+            deadline = time.monotonic() + 5
+            while realtime_store.client.execute_command("PUBSUB", "NUMPAT") != 0:
+                assert time.monotonic() < deadline, "the server kept listening"
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        writer.join()
+
+    # A position left by those late messages would make the next live event
+    # of rl-a look like a gap, and the connection would be closed with 4001.
+    assert [(f["type"], f["value"]) for f in received] == [
+        ("event", round_) for round_ in range(10)
+    ]
+
+
+def write_until(store: MemoryStore, stop: threading.Event) -> None:
+    while not stop.wait(0.001):  # a steady stream, not a flood
+        store.put_many([("rl-a", "k", n) for n in range(5)])
+
+
+async def recv_until_namespace(ws: Any, namespace: str) -> dict[str, Any]:
+    while (frame := await recv_json(ws))["ns"] != namespace:
+        assert frame["type"] == "event", frame
+    return frame

@@ -242,8 +242,26 @@ class Hub:
         route.joins = [join for join in route.joins if join.conn is not conn]
         if route.empty():
             del routes[pattern.prefix]
-            self.sequencer.forget(pattern.matches)
+            self._forget_unheard(pattern)
             asyncio.get_running_loop().create_task(self._unlisten(pattern))
+
+    def _forget_unheard(self, pattern: Pattern) -> None:
+        """Forget the live positions of namespaces only ``pattern`` hears.
+
+        Their live stream pauses (nobody listens any more) or is only now
+        starting (messages still in flight from an earlier listen may have
+        left a position behind): a position from before would report a
+        false gap. Namespaces another listening route hears keep theirs, so
+        duplicates of their messages are still recognised.
+        """
+        others = [
+            route.pattern
+            for route in (*self.exact.values(), *self.prefixes.values())
+            if route.pattern != pattern and route.ready.done()
+        ]
+        self.sequencer.forget(
+            lambda ns: pattern.matches(ns) and not any(p.matches(ns) for p in others)
+        )
 
     async def _route(self, pattern: Pattern) -> Route:
         routes = self.exact if pattern.exact else self.prefixes
@@ -258,6 +276,7 @@ class Hub:
                     route.ready.set_exception(exc)
                     route.ready.exception()  # retrieved: later joiners re-raise it
                 raise
+            self._forget_unheard(pattern)
             route.ready.set_result(None)
         else:
             await asyncio.shield(route.ready)
@@ -303,6 +322,11 @@ class Hub:
         first_pages: dict[str, tuple[list[OutgoingEvent], bool] | None] = {}
         # A copy: a wildcard resume adopts namespaces while this awaits.
         for namespace, merger in list(join.mergers.items()):
+            if not resuming:
+                # Placed at its head after the join was registered: all that
+                # follows arrives live, so there is no history to read.
+                first_pages[namespace] = ([], False)
+                continue
             try:
                 page = await history.page_after(
                     self.store, namespace, merger.position, HISTORY_PAGE
