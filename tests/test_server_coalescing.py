@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,18 +26,41 @@ VALUE = "x" * 8000
 KEYS = 4
 
 
+@pytest.fixture(params=["direct", "queued"])
+def server(
+    request: pytest.FixtureRequest, realtime: ServerProcess, realtime_redis: Any
+) -> Iterator[Any]:
+    """The served process (uvicorn's sans-I/O WebSocket: direct writes), or an
+    app on uvicorn's other WebSocket implementation (a queue per connection)."""
+    if request.param == "direct":
+        yield realtime
+        return
+    from redismem.server import ServerConfig, create_app
+    from redismem.server.auth import AuthConfig
+    from tests.realtime import SECRET, ThreadedServer
+
+    config = ServerConfig(
+        url=realtime_redis.url,
+        auth=AuthConfig(jwt_secret=SECRET),
+        max_send_buffer=65536,
+    )
+    threaded = ThreadedServer(create_app(config), ws="websockets").start()
+    yield threaded
+    threaded.stop()
+
+
 def auth() -> dict[str, str]:
     return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
 
 
-def sample(server: ServerProcess, name: str) -> float:
+def sample(server: Any, name: str) -> float:
     for line in httpx.get(f"{server.http}/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not in /metrics")
 
 
-def stalled_socket(server: ServerProcess) -> socket.socket:
+def stalled_socket(server: Any) -> socket.socket:
     """A client socket with a tiny receive buffer, for a peer that stops reading."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -51,14 +75,15 @@ async def subscribe_coalescing(ws: Any, pattern: str) -> None:
     assert (await recv_json(ws))["type"] == "subscribed"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # uvicorn's legacy ws
 async def test_a_coalescing_client_that_stops_reading_gets_the_latest_of_every_key(
-    realtime: ServerProcess, realtime_store: MemoryStore
+    server: Any, realtime_store: MemoryStore
 ) -> None:
-    coalesced_before = sample(realtime, "redismem_events_coalesced_total")
-    evicted_before = sample(realtime, "redismem_slow_consumers_evicted_total")
+    coalesced_before = sample(server, "redismem_events_coalesced_total")
+    evicted_before = sample(server, "redismem_slow_consumers_evicted_total")
     async with websockets.connect(
-        realtime.ws,
-        sock=stalled_socket(realtime),
+        server.ws,
+        sock=stalled_socket(server),
         additional_headers=auth(),
         max_queue=1,
     ) as ws:
@@ -67,7 +92,7 @@ async def test_a_coalescing_client_that_stops_reading_gets_the_latest_of_every_k
         # The client reads nothing while a few keys are updated over and
         # over, until the server has replaced held events many times.
         total = 0
-        while sample(realtime, "redismem_events_coalesced_total") < (
+        while sample(server, "redismem_events_coalesced_total") < (
             coalesced_before + 200
         ):
             assert total < 8000, "never coalesced"
@@ -84,7 +109,7 @@ async def test_a_coalescing_client_that_stops_reading_gets_the_latest_of_every_k
             frame = await recv_json(ws)
             frames.append(frame)
             latest[frame["key"]] = frame["value"]
-        coalesced_after = sample(realtime, "redismem_events_coalesced_total")
+        coalesced_after = sample(server, "redismem_events_coalesced_total")
 
     seqs = [frame["seq"] for frame in frames]
     superseded = sum(frame.get("coalesced", 0) for frame in frames)
@@ -94,21 +119,22 @@ async def test_a_coalescing_client_that_stops_reading_gets_the_latest_of_every_k
     assert len(frames) + superseded == total
     assert superseded >= 200
     assert coalesced_after - coalesced_before == superseded
-    assert sample(realtime, "redismem_slow_consumers_evicted_total") == evicted_before
+    assert sample(server, "redismem_slow_consumers_evicted_total") == evicted_before
     log = {event.seq: event.token for event in realtime_store.changes("hot").items}
     assert all(
         frame["token"] == log[frame["seq"]] for frame in frames if frame["seq"] in log
     )
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # uvicorn's legacy ws
 async def test_a_coalescing_client_with_too_many_distinct_keys_is_evicted(
-    realtime: ServerProcess, realtime_store: MemoryStore
+    server: Any, realtime_store: MemoryStore
 ) -> None:
-    evicted_before = sample(realtime, "redismem_slow_consumers_evicted_total")
+    evicted_before = sample(server, "redismem_slow_consumers_evicted_total")
     credential = auth()
     async with websockets.connect(
-        realtime.ws,
-        sock=stalled_socket(realtime),
+        server.ws,
+        sock=stalled_socket(server),
         additional_headers=credential,
         max_queue=1,
     ) as ws:
@@ -117,7 +143,7 @@ async def test_a_coalescing_client_with_too_many_distinct_keys_is_evicted(
         # Every write is a new key: nothing can be replaced, so the held
         # events outgrow their bound.
         total = 0
-        while sample(realtime, "redismem_slow_consumers_evicted_total") == (
+        while sample(server, "redismem_slow_consumers_evicted_total") == (
             evicted_before
         ):
             assert total < 4000, "never evicted"
@@ -134,7 +160,7 @@ async def test_a_coalescing_client_with_too_many_distinct_keys_is_evicted(
                 last_token = frame["token"]
 
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
-    async with websockets.connect(realtime.ws, additional_headers=credential) as ws:
+    async with websockets.connect(server.ws, additional_headers=credential) as ws:
         await ws.send(
             json.dumps({"type": "subscribe", "pattern": "wide", "resume": last_token})
         )
@@ -254,3 +280,29 @@ async def test_a_coalescing_sse_stream_that_stops_reading_gets_the_latest_of_eve
     assert {ns: p.encode() for ns, p in final_id.items()} == {
         "hs-a": realtime_store.changes("hs-a", limit=1, reverse=True).items[0].token
     }
+
+
+def test_metrics_export_coalesced_beside_every_other_delivery_and_refusal_counter(
+    realtime: ServerProcess,
+) -> None:
+    exposition = httpx.get(f"{realtime.http}/metrics").text
+    declared = {
+        line.split()[2]: line.split()[3]
+        for line in exposition.splitlines()
+        if line.startswith("# TYPE ")
+    }
+
+    assert {
+        "redismem_connections": "gauge",
+        "redismem_subscriptions": "gauge",
+        "redismem_events_delivered_total": "counter",
+        "redismem_events_coalesced_total": "counter",
+        "redismem_events_dropped_total": "counter",
+        "redismem_slow_consumers_evicted_total": "counter",
+        "redismem_resumes_total": "counter",
+        "redismem_auth_failures_total": "counter",
+        "redismem_rate_limited_total": "counter",
+        "redismem_connections_refused_total": "counter",
+        "redismem_pubsub_up": "gauge",
+        "redismem_delivery_lag_seconds": "histogram",
+    }.items() <= declared.items()
