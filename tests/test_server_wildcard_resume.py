@@ -341,3 +341,24 @@ async def recv_until_namespace(ws: Any, namespace: str) -> dict[str, Any]:
     while (frame := await recv_json(ws))["ns"] != namespace:
         assert frame["type"] == "event", frame
     return frame
+
+
+def test_an_exact_sse_stream_that_saw_nothing_resumes_a_namespace_created_meanwhile(
+    realtime: ServerProcess, realtime_store: MemoryStore
+) -> None:
+    credential = headers()
+    quiet = sse_messages(realtime, "born", 0, headers=credential)
+    realtime_store.put("born", "k", 1)
+    realtime_store.put("born", "k", 2)
+
+    resumed = sse_messages(
+        realtime, "born", 2, headers={**credential, "Last-Event-ID": quiet[0].id}
+    )
+
+    assert json.loads(quiet[0].data)["positions"] == {"born": None}
+    assert json.loads(resumed[0].data)["recovered"] is True
+    changes = [json.loads(e.data) for e in resumed if e.event == "message"]
+    assert [e["seq"] for e in changes] == [1, 2]
+    assert [e.id for e in resumed[1:]] == [
+        f"born {token}" for token in log_tokens(realtime_store, "born")
+    ]

@@ -338,10 +338,13 @@ class SseStream(Connection):
 
     def acknowledged(self, positions: dict[str, str | None]) -> str | None:
         if self.feed is None:
-            # One namespace: resuming it needs its token, if it has one.
+            # One namespace: resume after its token; without one (no log
+            # yet, or a reset follows) an empty feed token resumes it from
+            # the start of its log, so a reconnect misses nothing either.
             for namespace, token in positions.items():
-                return protocol.sse_event_id(namespace, token) if token else None
-            return None
+                if token is not None:
+                    return protocol.sse_event_id(namespace, token)
+            return encode_feed_token({})
         # A namespace left out (no log yet, or a reset follows) is read from
         # the start of its log on resume.
         for namespace, token in positions.items():
