@@ -7,6 +7,14 @@ no duplicates and no gaps: it drops what was already delivered (by ``seq``),
 delivers what follows contiguously, and says when it needs more history (a
 gap) or a reset (the token's epoch is gone). The caller does the reading.
 
+The rules are the change feed's (:mod:`redismem.merge`): a namespace with
+no position is read from the start of its log, and history that does not
+reach back to a position means a reset. The classes stay apart because the
+server's events are :class:`OutgoingEvent` objects whose frames are encoded
+once for every connection, while ``FeedMerger`` works on decoded
+``ChangeEvent`` values; the server does reuse the feed's history call for
+reads from the start (:func:`redismem.server.history.page_after`).
+
 :class:`Sequencer` is the fan-out's own check on the live stream: one
 process-wide position per namespace, which drops duplicates (a message that
 matched two Redis patterns) and reports a broken stream (a gap or a new epoch).
