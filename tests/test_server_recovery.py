@@ -87,6 +87,22 @@ def test_a_namespace_without_a_log_accepts_only_a_first_event() -> None:
     assert outcome is Outcome.DONE
 
 
+def test_history_that_starts_past_the_next_event_is_reported_as_missed() -> None:
+    from_start = Merger("ns", None)
+    after_two = Merger("ns", position(2))
+
+    assert from_start.misses([event(3), event(4)]) is True  # compacted start
+    assert from_start.misses([event(1), event(2)]) is False
+    assert from_start.misses([]) is False
+    assert after_two.misses([event(1), event(2), event(3)]) is False
+    assert after_two.misses([event(2), event(4)]) is True
+
+    # Delivery stops at the hole: nothing after it may go out.
+    delivered = after_two.take_history([event(3), event(5), event(6)])
+    assert [e.seq for e in delivered] == [3]
+    assert after_two.position == position(3)
+
+
 @given(
     start=st.integers(0, 20),
     history_end=st.integers(0, 40),

@@ -6,7 +6,8 @@ bytes the peer has not taken yet stay in memory; once they exceed
 ``max_buffer`` bytes the connection is a slow consumer and is evicted: it is
 closed with a code (WebSocket 4001) that tells the client to reconnect and
 resume from its last token, so memory stays bounded and nothing is lost
-silently.
+silently. A connection with a coalescing subscription holds events back
+instead while it is behind (:mod:`redismem.server.coalescing`).
 
 Under uvicorn the transport is reached through the ASGI ``send`` callable (a
 bound method of uvicorn's protocol object), which is what lets one frame be
@@ -24,7 +25,10 @@ from typing import Any
 
 from redismem.server import protocol
 from redismem.server.auth import Principal
+from redismem.server.coalescing import Coalescer, Counter
 from redismem.server.events import EventBatch, OutgoingEvent
+from redismem.server.patterns import Pattern
+from redismem.tokens import LogPosition, decode_log_token, encode_feed_token
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,10 @@ class Connection:
         #: namespace -> (epoch, seq) this connection already has from history
         #: while the live stream is still behind it; see Hub._go_live.
         self.ahead: dict[str, tuple[str, int]] = {}
+        #: Set once a subscription asks for coalescing. An instance attribute
+        #: (8 bytes): the push paths test it, and a class default would cost
+        #: them a lookup through the class on every event.
+        self.coalescer: Coalescer | None = None
 
     def push(self, event: OutgoingEvent) -> None:
         """Write one event (the hot path: no await, no copy)."""
@@ -82,6 +90,28 @@ class Connection:
     def buffered(self) -> int:
         """Bytes written but not yet taken by the peer."""
         raise NotImplementedError
+
+    def coalesce(self, pattern: Pattern, superseded: Counter) -> None:
+        """Coalesce the events of ``pattern`` while this connection is behind.
+
+        Held events start once the unsent bytes pass a quarter of the bound,
+        and may take up to the bound themselves.
+        """
+        if self.coalescer is None:
+            self.coalescer = Coalescer(
+                self, superseded, mark=self.max_buffer // 4, max_bytes=self.max_buffer
+            )
+        self.coalescer.add(pattern)
+
+    def acknowledged(self, positions: dict[str, str | None]) -> str | None:
+        """Note where delivery starts; return the acknowledgement's SSE ``id:``."""
+        return None
+
+    def reset_id(self, namespace: str, position: LogPosition | None) -> str | None:
+        """The SSE ``id:`` of a reset that moves ``namespace`` to ``position``."""
+        if position is None:
+            return None
+        return protocol.sse_event_id(namespace, position.encode())
 
     async def writable(self) -> None:
         """Wait until the buffer is below its high-water mark."""
@@ -144,6 +174,8 @@ class UvicornWebSocket(Connection):
     def push(self, event: OutgoingEvent) -> None:
         if self.closed:
             return
+        if self.coalescer is not None and self.coalescer.hold(event):
+            return
         if self.transport.get_write_buffer_size() > self.max_buffer:
             self.evict()
             return
@@ -151,6 +183,9 @@ class UvicornWebSocket(Connection):
 
     def push_batch(self, batch: EventBatch) -> None:
         if self.closed:
+            return
+        if self.coalescer is not None:
+            Connection.push_batch(self, batch)  # one by one: some may be held
             return
         if self.transport.get_write_buffer_size() > self.max_buffer:
             self.evict()
@@ -211,6 +246,8 @@ class QueuedWebSocket(Connection):
         self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def push(self, event: OutgoingEvent) -> None:
+        if self.coalescer is not None and self.coalescer.hold(event):
+            return
         if self._queued > self.max_buffer:
             self.evict()
             return
@@ -273,16 +310,62 @@ class SseStream(Connection):
         self.queued = 0
         self.wakeup = asyncio.Event()
         self.ending: bytes | None = None
+        #: For a wildcard stream, every namespace's position as of the last
+        #: message queued: each ``id:`` is the subscription-wide feed token
+        #: of it, so ``Last-Event-ID`` resumes every namespace. None for an
+        #: exact stream, whose events share their prebuilt
+        #: ``<namespace> <token>`` id.
+        self.feed: dict[str, LogPosition] | None = None
+
+    def resume_feed(self) -> None:
+        """Give this (wildcard) stream subscription-wide ``id:`` lines."""
+        self.feed = {}
 
     def push(self, event: OutgoingEvent) -> None:
-        self._push_live(event.sse)
+        if self.coalescer is not None and self.coalescer.hold(event):
+            return
+        self._push_live(event.sse if self.feed is None else self._feed_message(event))
 
     def push_batch(self, batch: EventBatch) -> None:
+        if self.coalescer is not None or self.feed is not None:
+            Connection.push_batch(self, batch)
+            return
         self._push_live(batch.sse)
 
     def replay(self, event: OutgoingEvent) -> None:
         if not self.closed:
-            self.send_raw(event.sse)
+            self.send_raw(event.sse if self.feed is None else self._feed_message(event))
+
+    def acknowledged(self, positions: dict[str, str | None]) -> str | None:
+        if self.feed is None:
+            # One namespace: resume after its token; without one (no log
+            # yet, or a reset follows) an empty feed token resumes it from
+            # the start of its log, so a reconnect misses nothing either.
+            for namespace, token in positions.items():
+                if token is not None:
+                    return protocol.sse_event_id(namespace, token)
+            return encode_feed_token({})
+        # A namespace left out (no log yet, or a reset follows) is read from
+        # the start of its log on resume.
+        for namespace, token in positions.items():
+            if token is not None:
+                self.feed[namespace] = decode_log_token(token)
+        return encode_feed_token(self.feed)
+
+    def reset_id(self, namespace: str, position: LogPosition | None) -> str | None:
+        if self.feed is None:
+            return super().reset_id(namespace, position)
+        if position is None:
+            self.feed.pop(namespace, None)
+        else:
+            self.feed[namespace] = position
+        return encode_feed_token(self.feed)
+
+    def _feed_message(self, event: OutgoingEvent) -> bytes:
+        assert self.feed is not None
+        self.feed[event.namespace] = event.position
+        event_id = encode_feed_token(self.feed)
+        return protocol.sse_message(event.payload, event_id=event_id)
 
     async def writable(self) -> None:
         while self.queued > self.max_buffer // 2 and not self.closed:

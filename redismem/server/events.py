@@ -17,6 +17,7 @@ class OutgoingEvent:
     """
 
     __slots__ = (
+        "_key",
         "_sse",
         "epoch",
         "namespace",
@@ -27,6 +28,8 @@ class OutgoingEvent:
         "ts",
         "ws_frame",
     )
+
+    _key: str
 
     def __init__(
         self,
@@ -78,6 +81,25 @@ class OutgoingEvent:
     def position(self) -> LogPosition:
         """The log position just after this event."""
         return LogPosition(self.epoch, self.seq, self.stream_id)
+
+    @property
+    def key(self) -> str:
+        """The record's key, parsed on first use (only coalescing needs it)."""
+        key: str | None = getattr(self, "_key", None)
+        if key is None:
+            key = self._key = orjson.loads(self.payload)["key"]
+        return key
+
+    def coalesced(self, superseded: int) -> OutgoingEvent:
+        """This event, saying it replaced ``superseded`` older ones of its key."""
+        return OutgoingEvent(
+            self.namespace,
+            self.epoch,
+            self.seq,
+            self.stream_id,
+            self.ts,
+            protocol.coalesced_payload(self.payload, superseded),
+        )
 
     @property
     def sse(self) -> bytes:

@@ -69,16 +69,26 @@ class Route:
 
 
 class Join:
-    """A subscriber catching up: live events are held until history is out."""
+    """A subscriber catching up: live events are held until history is out.
 
-    def __init__(self, conn: Connection, mergers: dict[str, Merger]) -> None:
+    With ``adopt`` (a wildcard resume), a namespace first seen in a live
+    event gets a merger from the start of its log: the subscriber cannot
+    have seen it, so its earlier events are replayed, not skipped.
+    """
+
+    def __init__(
+        self, conn: Connection, mergers: dict[str, Merger], *, adopt: bool = False
+    ) -> None:
         self.conn = conn
         self.mergers = mergers
+        self.adopt = adopt
         self.passthrough: list[OutgoingEvent] = []
 
     def offer(self, event: OutgoingEvent) -> None:
         """Buffer a live event for the merge."""
         merger = self.mergers.get(event.namespace)
+        if merger is None and self.adopt:
+            merger = self.mergers[event.namespace] = Merger(event.namespace, None)
         if merger is None:
             self.passthrough.append(event)
         else:
@@ -136,37 +146,67 @@ class Hub:
     # Subscriptions ------------------------------------------------------
 
     async def subscribe(
-        self, conn: Connection, pattern: Pattern, resume: dict[str, str]
+        self,
+        conn: Connection,
+        pattern: Pattern,
+        resume: dict[str, str | None] | None,
+        *,
+        coalesce: bool = False,
     ) -> None:
-        """Subscribe ``conn``: acknowledge, replay what it missed, go live."""
+        """Subscribe ``conn``: acknowledge, replay what it missed, go live.
+
+        ``resume`` None is live from now; a mapping resumes each namespace
+        after its token, and every other namespace the pattern matches
+        (a None token, one left out, one created meanwhile) from the start
+        of its log.
+        """
         if pattern.text in conn.patterns:
             raise ProtocolError(
                 protocol.ALREADY_SUBSCRIBED, "already subscribed", pattern.text
             )
 
         route = await self._route(pattern)
+        resuming = resume is not None
         mergers = {
-            ns: Merger(ns, decode_log_token(token)) for ns, token in resume.items()
+            ns: Merger(ns, None if token is None else decode_log_token(token))
+            for ns, token in (resume or {}).items()
         }
-        live_only = not resume and pattern.exact
-        if live_only:
-            mergers[pattern.prefix] = Merger(pattern.prefix, None)
-        join = Join(conn, mergers)
+        join = Join(conn, mergers, adopt=resuming and not pattern.exact)
         route.joins.append(join)
         conn.patterns.add(pattern.text)
+        if coalesce:
+            conn.coalesce(pattern, self.metrics.coalesced)
         self.metrics.subscriptions.inc()
 
         try:
-            if live_only:
-                # Registered before reading the head: every later event is
-                # buffered, so none falls between the head and going live.
-                mergers[pattern.prefix].rebase(
-                    await history.head(self.store.client, pattern.prefix)
-                )
-            await self._catch_up(route, join, pattern, resuming=bool(resume))
+            await self._place(join, pattern, resuming=resuming)
+            await self._catch_up(route, join, pattern, resuming=resuming)
         except BaseException:
             self._leave(conn, pattern)
             raise
+
+    async def _place(self, join: Join, pattern: Pattern, *, resuming: bool) -> None:
+        """Give every namespace the pattern matches now a merger.
+
+        The join is registered before this runs: every later event is
+        buffered, so none falls between the positions read here and going
+        live. Without a resume a namespace starts at its head (so the
+        acknowledgement lists a position for each); with one, a namespace
+        the resume leaves out starts from the beginning of its log.
+        """
+        if pattern.exact:
+            found = [pattern.prefix]
+        else:
+            found = await self.store.namespaces(pattern.prefix + "*")
+        new = [ns for ns in found if ns not in join.mergers]
+        for namespace in new:
+            join.mergers[namespace] = Merger(namespace, None)
+        if resuming or not new:
+            return
+
+        heads = await history.heads(self.store.client, new)
+        for namespace, head in zip(new, heads, strict=True):
+            join.mergers[namespace].rebase(head)
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
         """Stop delivering ``pattern`` to ``conn``."""
@@ -191,6 +231,8 @@ class Hub:
         if pattern.text not in conn.patterns:
             return
         conn.patterns.discard(pattern.text)
+        if conn.coalescer is not None:
+            conn.coalescer.remove(pattern)
         self.metrics.subscriptions.dec()
         routes = self.exact if pattern.exact else self.prefixes
         route = routes.get(pattern.prefix)
@@ -200,8 +242,26 @@ class Hub:
         route.joins = [join for join in route.joins if join.conn is not conn]
         if route.empty():
             del routes[pattern.prefix]
-            self.sequencer.forget(pattern.matches)
+            self._forget_unheard(pattern)
             asyncio.get_running_loop().create_task(self._unlisten(pattern))
+
+    def _forget_unheard(self, pattern: Pattern) -> None:
+        """Forget the live positions of namespaces only ``pattern`` hears.
+
+        Their live stream pauses (nobody listens any more) or is only now
+        starting (messages still in flight from an earlier listen may have
+        left a position behind): a position from before would report a
+        false gap. Namespaces another listening route hears keep theirs, so
+        duplicates of their messages are still recognised.
+        """
+        others = [
+            route.pattern
+            for route in (*self.exact.values(), *self.prefixes.values())
+            if route.pattern != pattern and route.ready.done()
+        ]
+        self.sequencer.forget(
+            lambda ns: pattern.matches(ns) and not any(p.matches(ns) for p in others)
+        )
 
     async def _route(self, pattern: Pattern) -> Route:
         routes = self.exact if pattern.exact else self.prefixes
@@ -216,6 +276,7 @@ class Hub:
                     route.ready.set_exception(exc)
                     route.ready.exception()  # retrieved: later joiners re-raise it
                 raise
+            self._forget_unheard(pattern)
             route.ready.set_result(None)
         else:
             await asyncio.shield(route.ready)
@@ -259,31 +320,43 @@ class Hub:
     ) -> None:
         conn = join.conn
         first_pages: dict[str, tuple[list[OutgoingEvent], bool] | None] = {}
-        for namespace, merger in join.mergers.items():
+        # A copy: a wildcard resume adopts namespaces while this awaits.
+        for namespace, merger in list(join.mergers.items()):
+            if not resuming:
+                # Placed at its head after the join was registered: all that
+                # follows arrives live, so there is no history to read.
+                first_pages[namespace] = ([], False)
+                continue
             try:
-                first_pages[namespace] = await history.page_after(
+                page = await history.page_after(
                     self.store, namespace, merger.position, HISTORY_PAGE
                 )
             except StaleToken:
-                first_pages[namespace] = None
+                page = None
+            if page is not None and merger.misses(page[0]):
+                page = None  # the events it needs were compacted away
+            first_pages[namespace] = page
 
         recovered = resuming and all(page is not None for page in first_pages.values())
         if resuming:
             self.metrics.resumes.labels("recovered" if recovered else "reset").inc()
-        # Where delivery goes on from; None for a log that is empty or whose
-        # token was stale (a reset with a fresh token follows).
+        # Where delivery goes on from; None for "from the start of the log":
+        # an empty log, one the subscriber never saw, or a stale token (a
+        # reset with a fresh token follows).
         positions = {
             ns: merger.position.encode()
-            if merger.position and first_pages[ns]
+            if merger.position and first_pages.get(ns)
             else None
             for ns, merger in join.mergers.items()
         }
         conn.send(
-            protocol.subscribed(pattern, recovered, positions), event="subscribed"
+            protocol.subscribed(pattern, recovered, positions),
+            event="subscribed",
+            event_id=conn.acknowledged(positions),
         )
 
-        for namespace, merger in join.mergers.items():
-            page = first_pages[namespace]
+        for namespace, page in first_pages.items():
+            merger = join.mergers[namespace]
             if page is None:
                 await self._reset(conn, merger)
             else:
@@ -355,6 +428,9 @@ class Hub:
             await conn.writable()
             if conn.closed:
                 raise ConnectionGone("closed while catching up")
+            if merger.misses(events):
+                await self._reset(conn, merger)
+                return
             if not more:
                 return
             if replayed >= self.max_replay:
@@ -372,11 +448,10 @@ class Hub:
     async def _reset(self, conn: Connection, merger: Merger) -> None:
         position, records = await history.snapshot(self.store, merger.namespace)
         token = position.encode() if position else None
-        event_id = protocol.sse_event_id(merger.namespace, token) if token else None
         conn.send(
             protocol.reset(merger.namespace, token, records),
             event="reset",
-            event_id=event_id,
+            event_id=conn.reset_id(merger.namespace, position),
         )
         merger.rebase(position)
         await conn.writable()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from redismem import feed
+from redismem.aio.execution import run
 from redismem.aio.store import MemoryStore
+from redismem.errors import StaleToken
 from redismem.keys import NamespaceKeys
+from redismem.merge import START
 from redismem.models import Record
 from redismem.replies import text
 from redismem.server.events import OutgoingEvent
@@ -26,6 +30,26 @@ async def head(client: Any, namespace: str) -> LogPosition | None:
     if epoch is None:
         return None
     newest = await client.execute_command("XREVRANGE", names.log, "+", "-", "COUNT", 1)
+    return _position(epoch, newest)
+
+
+async def heads(client: Any, namespaces: list[str]) -> list[LogPosition | None]:
+    """The heads of many namespaces, read in one pipeline (see ``head``)."""
+    pipe = client.pipeline(transaction=False)
+    for namespace in namespaces:
+        names = NamespaceKeys(namespace)
+        pipe.execute_command("HGET", names.meta, "epoch")
+        pipe.execute_command("XREVRANGE", names.log, "+", "-", "COUNT", 1)
+    replies = await pipe.execute()
+    return [
+        _position(epoch, newest)
+        for epoch, newest in zip(replies[::2], replies[1::2], strict=True)
+    ]
+
+
+def _position(epoch: Any, newest: Any) -> LogPosition | None:
+    if epoch is None:
+        return None
     if not newest:
         return LogPosition(text(epoch), 0, "0-0")
 
@@ -42,13 +66,29 @@ async def page_after(
 ) -> tuple[list[OutgoingEvent], bool]:
     """One page of events after ``position`` and whether more follow.
 
-    Raises StaleToken when ``position`` belongs to another epoch.
+    None reads from the start of the log. Raises StaleToken when
+    ``position`` belongs to another epoch, or when the events after it
+    (for None: the log's first events) were compacted away.
     """
-    after = position.encode() if position is not None else None
+    if position is None:
+        return await _page_from_start(store, namespace)
+    after = position.encode()
     page = await store.changes(namespace, after=after, limit=limit)
     return [
         OutgoingEvent.from_history(event) for event in page.items
     ], page.next is not None
+
+
+async def _page_from_start(
+    store: MemoryStore, namespace: str
+) -> tuple[list[OutgoingEvent], bool]:
+    # The change feed's history call: from its START position, unlike a
+    # plain read of the log, it reports a log whose beginning was compacted.
+    page = await run(store.client, feed.history(namespace, START))
+    if page.stale is not None:
+        raise StaleToken(namespace, "", page.epoch, page.stale)
+    events = [OutgoingEvent.from_history(event) for event in page.events]
+    return events, page.more
 
 
 async def snapshot(

@@ -49,6 +49,13 @@ class Metrics:
             "consumer (the client resumes them from its token).",
             registry=registry,
         )
+        self.coalesced = Counter(
+            "redismem_events_coalesced",
+            "Events not written because a newer event of the same key replaced "
+            "them while a coalescing connection was behind (counted in "
+            "delivered too; the newer event says how many it replaced).",
+            registry=registry,
+        )
         self.evicted = Counter(
             "redismem_slow_consumers_evicted",
             "Connections closed for falling behind.",

@@ -48,14 +48,18 @@ class ProtocolError(RedisMemError):
 
 @dataclass(frozen=True)
 class Subscribe:
-    """``{"type": "subscribe", "pattern": ..., "resume": ...}``.
+    """``{"type": "subscribe", "pattern": ..., "resume": ..., "coalesce": ...}``.
 
-    ``resume`` maps namespaces to the token after which delivery resumes; an
-    exact pattern may give the token as a plain string.
+    ``resume`` is None for "live from now", else a map of namespace to the
+    token after which delivery resumes (None: from the start of its log); an
+    exact pattern may give the token as a plain string. ``coalesce`` lets the
+    server replace a held event by a newer one of the same key while the
+    connection is behind.
     """
 
     pattern: Pattern
-    resume: dict[str, str]
+    resume: dict[str, str | None] | None
+    coalesce: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,13 +95,22 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     pattern = _pattern(message.get("pattern"))
     if kind == "unsubscribe":
         return Unsubscribe(pattern)
-    return Subscribe(pattern, parse_resume(pattern, message.get("resume")))
+    coalesce = message.get("coalesce", False)
+    if not isinstance(coalesce, bool):
+        raise ProtocolError(BAD_MESSAGE, "coalesce must be true or false", pattern.text)
+    resume = parse_resume(pattern, message.get("resume"))
+    return Subscribe(pattern, resume, coalesce)
 
 
-def parse_resume(pattern: Pattern, resume: object) -> dict[str, str]:
-    """Check a ``resume`` value against its pattern; return it as a mapping."""
+def parse_resume(pattern: Pattern, resume: object) -> dict[str, str | None] | None:
+    """Check a ``resume`` value against its pattern; return it as a mapping.
+
+    None (no resume) stays None: delivery is live from now. In a mapping, a
+    namespace's None means "from the start of its log", like a namespace the
+    mapping leaves out.
+    """
     if resume is None:
-        return {}
+        return None
     if isinstance(resume, str):
         if not pattern.exact:
             raise ProtocolError(
@@ -118,6 +131,8 @@ def parse_resume(pattern: Pattern, resume: object) -> dict[str, str]:
                 f"resume names {namespace!r}, outside the pattern",
                 pattern.text,
             )
+        if token is None:
+            continue
         try:
             decode_log_token(token)
         except InvalidToken as exc:
@@ -142,6 +157,15 @@ def event_payload(raw: bytes, token: str) -> bytes:
     object with ``type`` and ``token`` put in front.
     """
     return b'{"type":"event","token":"' + token.encode() + b'",' + raw[1:]
+
+
+def coalesced_payload(payload: bytes, superseded: int) -> bytes:
+    """An event frame that says how many older events of its key it replaced.
+
+    ``payload`` is an event frame (a JSON object); the count is spliced in
+    before its closing brace, without re-encoding the value.
+    """
+    return payload[:-1] + b',"coalesced":' + str(superseded).encode() + b"}"
 
 
 def history_payload(event: ChangeEvent) -> bytes:

@@ -7,6 +7,14 @@ no duplicates and no gaps: it drops what was already delivered (by ``seq``),
 delivers what follows contiguously, and says when it needs more history (a
 gap) or a reset (the token's epoch is gone). The caller does the reading.
 
+The rules are the change feed's (:mod:`redismem.merge`): a namespace with
+no position is read from the start of its log, and history that does not
+reach back to a position means a reset. The classes stay apart because the
+server's events are :class:`OutgoingEvent` objects whose frames are encoded
+once for every connection, while ``FeedMerger`` works on decoded
+``ChangeEvent`` values; the server does reuse the feed's history call for
+reads from the start (:func:`redismem.server.history.page_after`).
+
 :class:`Sequencer` is the fan-out's own check on the live stream: one
 process-wide position per namespace, which drops duplicates (a message that
 matched two Redis patterns) and reports a broken stream (a gap or a new epoch).
@@ -32,8 +40,11 @@ class Outcome(enum.Enum):
 class Merger:
     """The merge of one namespace's history and buffered live events.
 
-    ``position`` is the last event delivered; None means the namespace had
-    no log when the subscriber joined, so its first event must be seq 1.
+    ``position`` is the last event delivered; None means "from the start of
+    the log": the namespace had no log when the subscriber joined, or the
+    subscriber never saw it (a resume that leaves it out), so its first
+    event must be seq 1. The same rule as the change feed's
+    :class:`redismem.merge.FeedMerger`.
     """
 
     def __init__(self, namespace: str, position: LogPosition | None) -> None:
@@ -46,13 +57,32 @@ class Merger:
         self.buffer.append(event)
 
     def take_history(self, events: Iterable[OutgoingEvent]) -> list[OutgoingEvent]:
-        """Events from a log page that follow ``position``, in order."""
+        """Events from a log page that follow ``position``, in order.
+
+        Stops at an event beyond the next one (the history the subscriber
+        needs was compacted away): ``misses`` then says so.
+        """
         delivered = []
         for event in events:
             if self._follows(event):
                 delivered.append(event)
                 self.position = event.position
+            elif self._beyond(event):
+                break
         return delivered
+
+    def misses(self, events: list[OutgoingEvent]) -> bool:
+        """Whether a log page read after ``position`` starts past the next event.
+
+        Reading "from the start" of a compacted log begins after the
+        compacted prefix: what came before can only be had as a reset.
+        """
+        for event in events:
+            if self._follows(event):
+                return False
+            if self._beyond(event):
+                return True
+        return False
 
     def drain(self) -> tuple[list[OutgoingEvent], Outcome]:
         """Deliver the buffered events that follow ``position`` contiguously.
@@ -84,6 +114,11 @@ class Merger:
         if self.position is None:
             return event.seq == 1
         return event.epoch == self.position.epoch and event.seq == self.position.seq + 1
+
+    def _beyond(self, event: OutgoingEvent) -> bool:
+        if self.position is None:
+            return event.seq > 1
+        return event.epoch != self.position.epoch or event.seq > self.position.seq + 1
 
 
 class Verdict(enum.Enum):

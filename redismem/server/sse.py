@@ -1,8 +1,12 @@
 """The Server-Sent Events endpoint (``/sse?pattern=...``).
 
-Every change event carries ``id: <namespace> <token>``; a reconnect that
-sends it back as ``Last-Event-ID`` resumes that namespace without a gap. The
-stream opens with ``retry:`` advice and sends a comment line as keep-alive.
+On an exact stream every change event carries ``id: <namespace> <token>``;
+on a wildcard stream the ``id:`` is the subscription-wide feed token
+(:func:`redismem.tokens.encode_feed_token`) of every namespace's position.
+Either way a reconnect that sends it back as ``Last-Event-ID`` resumes the
+whole stream without a gap. The acknowledgement carries an ``id:`` too, so a
+stream that saw no event still resumes. The stream opens with ``retry:``
+advice and sends a comment line as keep-alive.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 
 import redis.exceptions
 
-from redismem.errors import InvalidNamespace
+from redismem.errors import InvalidNamespace, InvalidToken
 from redismem.server import protocol, ratelimit
 from redismem.server.asgi import (
     Receive,
@@ -30,6 +34,7 @@ from redismem.server.backpressure import ConnectionGone, SseStream
 from redismem.server.patterns import Pattern, parse_pattern
 from redismem.server.protocol import ProtocolError
 from redismem.server.state import ServerState
+from redismem.tokens import decode_feed_token
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ async def serve_sse(
         principal.require_read(pattern)
         last_id = request_headers.get("last-event-id") or params.get("last_event_id")
         resume = _resume(pattern, last_id)
+        coalesce = _coalesce(params.get("coalesce"))
     except AuthError as exc:
         state.metrics.auth_failures.labels(exc.code).inc()
         await json_response(send, exc.status, error_body(exc.code, exc.reason))
@@ -90,20 +96,38 @@ async def serve_sse(
         return
 
     try:
-        await _stream(state, principal, address, pattern, resume, receive, send)
+        await _stream(
+            state, principal, address, pattern, resume, coalesce, receive, send
+        )
     finally:
         state.limits.release(principal.subject, address)
 
 
-def _resume(pattern: Pattern, last_id: str | None) -> dict[str, str]:
+def _resume(pattern: Pattern, last_id: str | None) -> dict[str, str | None] | None:
+    """The resume of a ``Last-Event-ID``: a feed token, or ``<namespace> <token>``."""
     if not last_id:
-        return {}
+        return None
     namespace, _, token = last_id.partition(" ")
-    if not token:
+    if token:
+        return protocol.parse_resume(pattern, {namespace: token})
+    try:
+        positions = decode_feed_token(last_id)
+    except InvalidToken:
         raise ProtocolError(
-            protocol.INVALID_TOKEN, "Last-Event-ID must be '<namespace> <token>'"
-        )
-    return protocol.parse_resume(pattern, {namespace: token})
+            protocol.INVALID_TOKEN,
+            "Last-Event-ID must be a feed token or '<namespace> <token>'",
+        ) from None
+    return protocol.parse_resume(
+        pattern, {ns: position.encode() for ns, position in positions.items()}
+    )
+
+
+def _coalesce(flag: str | None) -> bool:
+    if flag in (None, "0", "false"):
+        return False
+    if flag in ("1", "true"):
+        return True
+    raise ProtocolError(protocol.BAD_MESSAGE, "coalesce must be 0 or 1")
 
 
 async def _stream(
@@ -111,7 +135,8 @@ async def _stream(
     principal: Principal,
     address: str,
     pattern: Pattern,
-    resume: dict[str, str],
+    resume: dict[str, str | None] | None,
+    coalesce: bool,
     receive: Receive,
     send: Send,
 ) -> None:
@@ -131,13 +156,15 @@ async def _stream(
 
     stream = SseStream(principal, address, state.config.max_send_buffer)
     stream.on_evict = lambda conn: _evicted(state, send, conn)
+    if not pattern.exact:
+        stream.resume_feed()
     # The advice opens the first message block (the acknowledgement), so no
     # client sees a message without data.
     stream.send_raw(f"retry: {state.config.sse_retry_ms}\n".encode())
     hub.connections.add(stream)
     state.metrics.connections.labels("sse").inc()
     loop = asyncio.get_running_loop()
-    joining = loop.create_task(_join(state, stream, pattern, resume))
+    joining = loop.create_task(_join(state, stream, pattern, resume, coalesce))
     gone = loop.create_task(_wait_disconnect(receive, stream))
     try:
         await _write_loop(state, stream, send)
@@ -154,11 +181,15 @@ async def _stream(
 
 
 async def _join(
-    state: ServerState, stream: SseStream, pattern: Pattern, resume: dict[str, str]
+    state: ServerState,
+    stream: SseStream,
+    pattern: Pattern,
+    resume: dict[str, str | None] | None,
+    coalesce: bool,
 ) -> None:
     assert state.hub is not None
     try:
-        await state.hub.subscribe(stream, pattern, resume)
+        await state.hub.subscribe(stream, pattern, resume, coalesce=coalesce)
     except ConnectionGone:
         pass
     except ProtocolError as exc:

@@ -177,4 +177,4 @@ async def _command(
             )
         )
         return
-    await state.hub.subscribe(conn, pattern, command.resume)
+    await state.hub.subscribe(conn, pattern, command.resume, coalesce=command.coalesce)
