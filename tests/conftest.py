@@ -156,6 +156,27 @@ def realtime(
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def patient_realtime(
+    realtime_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """``redismem serve`` with a small send buffer and slow heartbeats: a
+    client that stops reading must not be closed as a dead peer (1011)
+    before it has fallen behind."""
+    from tests.realtime import ServerProcess
+
+    server = ServerProcess(
+        realtime_redis.url,
+        tmp_path_factory.mktemp("patient"),
+        "--max-send-buffer", "65536",
+        "--heartbeat", "30",
+        "--heartbeat-timeout", "30",
+    )  # fmt: skip
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def realtime_store(realtime_redis: RedisServer) -> Iterator[MemoryStore]:
     """A MemoryStore on the realtime server's Redis, flushed first."""

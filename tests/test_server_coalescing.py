@@ -26,33 +26,14 @@ VALUE = "x" * 8000
 KEYS = 4
 
 
-@pytest.fixture(scope="module")
-def patient(
-    realtime_redis: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """``redismem serve`` with a small send buffer and slow heartbeats: a
-    client that stops reading must not be closed as a dead peer (1011)
-    before it has fallen behind."""
-    server = ServerProcess(
-        realtime_redis.url,
-        tmp_path_factory.mktemp("patient"),
-        "--max-send-buffer", "65536",
-        "--heartbeat", "30",
-        "--heartbeat-timeout", "30",
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["direct", "queued"])
 def server(
-    request: pytest.FixtureRequest, patient: ServerProcess, realtime_redis: Any
+    request: pytest.FixtureRequest, patient_realtime: ServerProcess, realtime_redis: Any
 ) -> Iterator[Any]:
     """The served process (uvicorn's sans-I/O WebSocket: direct writes), or an
     app on uvicorn's other WebSocket implementation (a queue per connection)."""
     if request.param == "direct":
-        yield patient
+        yield patient_realtime
         return
     from redismem.server import ServerConfig, create_app
     from redismem.server.auth import AuthConfig
@@ -263,15 +244,15 @@ class RawSseClient:
 
 
 async def test_a_coalescing_sse_stream_that_stops_reading_gets_the_latest_of_every_key(
-    patient: ServerProcess, realtime_store: MemoryStore
+    patient_realtime: ServerProcess, realtime_store: MemoryStore
 ) -> None:
-    coalesced_before = sample(patient, "redismem_events_coalesced_total")
-    client = RawSseClient(patient, "pattern=hs*&coalesce=1")
+    coalesced_before = sample(patient_realtime, "redismem_events_coalesced_total")
+    client = RawSseClient(patient_realtime, "pattern=hs*&coalesce=1")
     try:
         while not any(m.get("event") == "subscribed" for m in client.messages()):
             pass
         total = 0
-        while sample(patient, "redismem_events_coalesced_total") < (
+        while sample(patient_realtime, "redismem_events_coalesced_total") < (
             coalesced_before + 200
         ):
             assert total < 8000, "never coalesced"

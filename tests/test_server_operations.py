@@ -147,8 +147,9 @@ def _frames(data: bytes) -> list[tuple[int, bytes]]:
 
 
 async def test_a_client_that_stops_reading_is_evicted_with_resume_and_loses_nothing(
-    realtime: ServerProcess, realtime_store: MemoryStore
+    patient_realtime: ServerProcess, realtime_store: MemoryStore
 ) -> None:
+    realtime = patient_realtime
     value = "x" * 8000
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
