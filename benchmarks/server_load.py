@@ -262,8 +262,11 @@ async def load(
     """Open the clients, say ready, count until told to stop, then report."""
     subscribe_frame = orjson.dumps({"type": "subscribe", "pattern": "bench"})
     clients: list[Client] = []
+    # Sampled clients are spread over the connection order: the server
+    # writes to its connections in order, so the first ones get events first.
+    stride = max(1, len(indexes) // max(1, sampled))
     for number in range(len(indexes)):
-        is_sampled = number < sampled
+        is_sampled = number % stride == 0 and number // stride < sampled
         if kind == "ws":
             clients.append(
                 WebSocketClient(

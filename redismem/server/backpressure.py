@@ -25,6 +25,7 @@ from typing import Any
 from redismem.server import protocol
 from redismem.server.auth import Principal
 from redismem.server.events import EventBatch, OutgoingEvent
+from redismem.server.lean_ws import release_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class UvicornWebSocket(Connection):
         # with thousands of idle connections they are a sizeable share of
         # the memory, so let them go.
         if proto.handshake_complete:
-            proto.request = proto.response = None
+            release_handshake(proto)
 
     @staticmethod
     def supports(send: Send) -> bool:
@@ -135,7 +136,10 @@ class UvicornWebSocket(Connection):
         proto = getattr(send, "__self__", None)
         conn = getattr(proto, "conn", None)
         return (
-            type(proto).__name__ == "WebSocketsSansIOProtocol"
+            any(
+                cls.__name__ == "WebSocketsSansIOProtocol"
+                for cls in type(proto).__mro__
+            )
             and hasattr(proto, "transport")
             and hasattr(proto, "writable")
             and not getattr(conn, "extensions", None)  # frames must be uncompressed
