@@ -87,6 +87,7 @@ class Result:
     evicted: int
     server_cpu: float
     load_cpu: float
+    server_us_per_delivery: float
 
 
 def run_scenario(
@@ -135,6 +136,8 @@ def run_scenario(
         load_cpu_after = sum(cpu_seconds(loader.pid) for loader, _ in loaders)
         load_cpu = (load_cpu_after - load_cpu_before) / elapsed
         time.sleep(1.0)
+        # The server's whole cost of the run, backlog included, per delivery.
+        server_cpu_total = cpu_seconds(server.pid) - cpu_before
         reports = []
         for _loader, pipe in loaders:
             pipe.send("stop")
@@ -164,6 +167,7 @@ def run_scenario(
         sum(report["closed"] for report in reports),
         cpu,
         load_cpu,
+        server_cpu_total / max(1, events) * 1e6,
     )
 
 
@@ -306,7 +310,8 @@ def print_result(result: Result) -> None:
         f"delivered {result.delivered_per_s:>9.0f}/s  p50 {result.p50_ms:6.1f} ms  "
         f"p99 {result.p99_ms:7.1f} ms  "
         f"{result.kb_per_idle_connection:5.1f} KB/idle conn  evicted {result.evicted}"
-        f"  CPU server {result.server_cpu:.0%} clients {result.load_cpu:.0%}",
+        f"  CPU server {result.server_cpu:.0%} clients {result.load_cpu:.0%}"
+        f"  server {result.server_us_per_delivery:.1f} us/delivery",
         flush=True,
     )
 
@@ -320,7 +325,8 @@ def print_ratios(results: list[Result]) -> None:
             print(
                 f"{connections} conns, {offered}/s offered: redismem/baseline "
                 f"deliveries {ours.delivered_per_s / base.delivered_per_s:.2f}x, "
-                f"p99 {ours.p99_ms / base.p99_ms:.2f}x"
+                f"p99 {ours.p99_ms / base.p99_ms:.2f}x, server CPU per delivery "
+                f"{ours.server_us_per_delivery / base.server_us_per_delivery:.2f}x"
             )
 
 
