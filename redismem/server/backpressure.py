@@ -25,7 +25,7 @@ from typing import Any
 from redismem.server import protocol
 from redismem.server.auth import Principal
 from redismem.server.events import EventBatch, OutgoingEvent
-from redismem.server.lean_ws import release_handshake
+from redismem.server.lean_ws import Flag, release_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class SseStream(Connection):
         super().__init__(principal, address, max_buffer)
         self.chunks: list[bytes] = []
         self.queued = 0
-        self.wakeup = asyncio.Event()
+        self.wakeup = Flag()
         self.ending: bytes | None = None
 
     def push(self, event: OutgoingEvent) -> None:
