@@ -75,3 +75,14 @@ async def test_a_cancelled_flag_waiter_is_forgotten() -> None:
 
     assert flag.is_set()
     assert await flag.wait() is True
+
+
+async def test_a_bounded_wait_says_whether_the_flag_went_up_in_time() -> None:
+    flag = Flag()
+
+    timed_out = await flag.wait_at_most(0.01)
+    asyncio.get_running_loop().call_later(0.01, flag.set)
+    raised = await flag.wait_at_most(5)
+
+    assert (timed_out, raised) == (False, True)
+    assert await flag.wait_at_most(0) is True  # already up: no waiting

@@ -8,7 +8,7 @@ and at most one message is ever waiting. :class:`LeanWebSocketProtocol` is
 the same protocol with a list-backed queue and a flag in their place, and it
 the fan-out forgets the handshake's headers once the connection is accepted
 (:func:`release_handshake`). Everything else, the frames written straight to
-the transport included, is uvicorn's.
+the transport included, is uvicorn's. SSE streams wait on the same flag.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Flag:
 
     def __init__(self) -> None:
         self._value = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[bool]] | None = None
 
     def is_set(self) -> bool:
         """Whether the flag is up."""
@@ -73,8 +73,7 @@ class Flag:
         self._value = True
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+            _wake(waiter, True)
 
     def clear(self) -> None:
         """Lower the flag."""
@@ -84,16 +83,39 @@ class Flag:
         """Wait until the flag is up."""
         if self._value:
             return True
-        waiter = asyncio.get_running_loop().create_future()
+        await self._waiting(asyncio.get_running_loop().create_future())
+        return True
+
+    async def wait_at_most(self, timeout: float) -> bool:
+        """Wait until the flag is up or ``timeout`` seconds pass; whether it went up.
+
+        Unlike ``asyncio.wait_for(event.wait(), timeout)``, this makes no task:
+        an idle SSE stream waits here between keep-alives.
+        """
+        if self._value:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(timeout, _wake, waiter, False)
+        try:
+            return await self._waiting(waiter)
+        finally:
+            timer.cancel()
+
+    async def _waiting(self, waiter: asyncio.Future[bool]) -> bool:
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
         try:
-            await waiter
+            return await waiter
         finally:
             if self._waiters is not None and waiter in self._waiters:
                 self._waiters.remove(waiter)
-        return True
+
+
+def _wake(waiter: asyncio.Future[bool], raised: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(raised)
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
