@@ -4,11 +4,12 @@
 one keeps matters. uvicorn's ``WebSocketsSansIOProtocol`` gives every
 connection an ``asyncio.Queue`` for incoming messages and an
 ``asyncio.Event`` for write readiness: five deques of about 760 bytes each,
-and at most one message is ever waiting. :class:`LeanWebSocketProtocol` is
-the same protocol with a list-backed queue and a flag in their place, and it
-the fan-out forgets the handshake's headers once the connection is accepted
-(:func:`release_handshake`). Everything else, the frames written straight to
-the transport included, is uvicorn's. SSE streams wait on the same flag.
+though uvicorn stops reading while a message waits, so few ever queue up.
+:class:`LeanWebSocketProtocol` is the same protocol with a list-backed queue
+and a flag in their place, and the fan-out forgets the handshake's headers
+once the connection is accepted (:func:`release_handshake`). Everything
+else, the frames written straight to the transport included, is uvicorn's.
+SSE streams wait on the same flag.
 """
 
 from __future__ import annotations
