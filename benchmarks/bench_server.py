@@ -1,10 +1,11 @@
 """Realtime server throughput, latency and memory, against a broadcast() relay.
 
-One server process; the load generator (raw-socket clients that only count
-frames and time a sample of them) and the writer run in processes of their
-own. For each scenario: N clients subscribe to one namespace, the writer
-puts records at a fixed rate through the same Lua scripts, and we report
-deliveries per second, p50/p99 write-to-client latency, and the server's
+One server process; the load generator (``server_load.py``: raw-socket
+clients that only count frames and time a sample of them, in one or more
+processes) and the writer run in processes of their own. For each scenario:
+N clients subscribe to one namespace, the writer puts records at a fixed
+rate through the same Lua scripts, and we report deliveries per second,
+p50/p99 write-to-client latency, the server's CPU time per delivery and its
 resident memory per idle connection. The baseline, measured in the same
 run, is ``ws_relay_baseline.py``: raw Redis pub/sub through websockets'
 ``broadcast()``.
