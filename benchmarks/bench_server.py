@@ -1,26 +1,24 @@
 """Realtime server throughput, latency and memory, against a broadcast() relay.
 
-One server process; the load generator (raw-socket clients that only count
-frames and time a sample of them) and the writer run in processes of their
-own. For each scenario: N clients subscribe to one namespace, the writer
-puts records at a fixed rate through the same Lua scripts, and we report
-deliveries per second, p50/p99 write-to-client latency, and the server's
+One server process; the load generator (``server_load.py``: raw-socket
+clients that only count frames and time a sample of them, in one or more
+processes) and the writer run in processes of their own. For each scenario:
+N clients subscribe to one namespace, the writer puts records at a fixed
+rate through the same Lua scripts, and we report deliveries per second,
+p50/p99 write-to-client latency, the server's CPU time per delivery and its
 resident memory per idle connection. The baseline, measured in the same
 run, is ``ws_relay_baseline.py``: raw Redis pub/sub through websockets'
 ``broadcast()``.
 
-Usage: python benchmarks/bench_server.py [--seconds 5] [--quick]
+Usage: python -m benchmarks.bench_server [--seconds 5] [--quick] [--plan 1000x100]
+       [--only ws] [--load-processes 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
-import json
 import multiprocessing
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,18 +30,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.server_load import load_process, raise_fd_limit  # noqa: E402
 from redismem import MemoryStore  # noqa: E402
 from redismem.connection import connect  # noqa: E402
 from tests.servers import RedisServer, free_port  # noqa: E402
 
 NAMESPACE = "bench"
 CHANNEL = f"rm:ch:{NAMESPACE}"
-SAMPLED_CLIENTS = 20  # clients that decode every frame to time it
-
-
-def raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+SAMPLED_CLIENTS = 20  # clients that decode every frame to time it, in all
 
 
 def cpu_seconds(pid: int) -> float:
@@ -57,165 +51,6 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-# The load generator -------------------------------------------------------
-
-
-def masked_text_frame(payload: bytes) -> bytes:
-    """A client-to-server text frame (clients must mask, RFC 6455 5.3)."""
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    assert len(payload) < 126
-    return bytes((0x81, 0x80 | len(payload))) + mask + body
-
-
-# Present once in every event, whether relayed raw (baseline) or framed.
-EVENT_MARK = f'"ns":"{NAMESPACE}"'.encode()
-TIME_MARK = b'"value":{"t":'
-READY_MARK = b'"type":"subscribed"'
-TAIL = max(len(EVENT_MARK), len(READY_MARK)) - 1
-
-
-class Client(asyncio.Protocol):
-    """A WebSocket or SSE client that counts events as they arrive.
-
-    Most clients only count event markers in the byte stream (C speed), so
-    the load generator is not the bottleneck; a few sampled ones decode every
-    frame to time it from the writer's timestamp.
-    """
-
-    def __init__(
-        self, kind: str, request: bytes, subscribe: bytes | None, sampled: bool
-    ) -> None:
-        self.kind = kind
-        self.request = request
-        self.subscribe = subscribe
-        self.sampled = sampled
-        self.buffer = b""
-        self.upgraded = False
-        self.ready = asyncio.get_running_loop().create_future()
-        self.events = 0
-        self.latencies: list[float] = []
-        self.first = self.last = 0.0
-        self.tail = b""
-        self.closed_by_server = False
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.write(self.request)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed_by_server = True
-
-    def data_received(self, data: bytes) -> None:
-        if not self.upgraded:
-            self.buffer += data
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            self.upgraded = True
-            data, self.buffer = self.buffer[end + 4 :], b""
-            if self.subscribe is not None:
-                self.transport.write(masked_text_frame(self.subscribe))
-            else:
-                self.ready.set_result(None)
-
-        stream = self.tail + data
-        if not self.ready.done() and READY_MARK in stream:
-            self.ready.set_result(None)
-        # Markers wholly inside the kept tail were counted last time.
-        count = stream.count(EVENT_MARK) - self.tail.count(EVENT_MARK)
-        if count:
-            now = time.time()
-            self.events += count
-            self.first = self.first or now
-            self.last = now
-            if self.sampled:
-                self._time_events(data, now)
-        # Keep enough to find a marker split across two reads.
-        self.tail = stream[-TAIL:]
-
-    def _time_events(self, data: bytes, now: float) -> None:
-        # Sampled clients read the writer's timestamp out of every event.
-        self.buffer += data
-        while True:
-            start = self.buffer.find(TIME_MARK)
-            comma = self.buffer.find(b",", start) if start >= 0 else -1
-            if start < 0 or comma < 0:
-                self.buffer = self.buffer[start:] if start >= 0 else b""
-                return
-            written = float(self.buffer[start + len(TIME_MARK) : comma])
-            self.latencies.append(now - written)
-            self.buffer = self.buffer[comma:]
-
-
-def ws_request(port: int, path: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
-async def load(kind: str, port: int, count: int, subscribe: bool, conn: Any) -> None:
-    loop = asyncio.get_running_loop()
-    subscribe_frame = json.dumps({"type": "subscribe", "pattern": NAMESPACE}).encode()
-    clients: list[Client] = []
-    for i in range(count):
-        if kind == "ws":
-            request = ws_request(port, "/ws")
-            factory = Client(
-                kind,
-                request,
-                subscribe_frame if subscribe else None,
-                i < SAMPLED_CLIENTS,
-            )
-        else:
-            request = (
-                f"GET /sse?pattern={NAMESPACE} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-            )
-            factory = Client(kind, request, None, i < SAMPLED_CLIENTS)
-        await loop.create_connection(lambda f=factory: f, "127.0.0.1", port)
-        clients.append(factory)
-        if i % 200 == 199:
-            await asyncio.gather(*(c.ready for c in clients))
-    await asyncio.wait_for(asyncio.gather(*(c.ready for c in clients)), 60)
-    conn.send("ready")
-
-    await loop.run_in_executor(None, conn.recv)  # "stop"
-    events = sum(c.events for c in clients)
-    first = min((c.first for c in clients if c.first), default=0.0)
-    last = max((c.last for c in clients), default=0.0)
-    latencies = [x for c in clients for x in c.latencies]
-    closed = sum(1 for c in clients if c.closed_by_server)
-    conn.send(
-        {
-            "events": events,
-            "first": first,
-            "last": last,
-            "latencies": latencies,
-            "closed": closed,
-        }
-    )
-    for client in clients:
-        client.transport.close()
-
-
-def load_process(kind: str, port: int, count: int, subscribe: bool, conn: Any) -> None:
-    raise_fd_limit()
-    run(load(kind, port, count, subscribe, conn))
-
-
-def run(main: Any) -> None:
-    """Run on uvloop when it is installed (it is for the server too)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 # The writer -----------------------------------------------------------------
@@ -253,6 +88,7 @@ class Result:
     evicted: int
     server_cpu: float
     load_cpu: float
+    server_us_per_delivery: float
 
 
 def run_scenario(
@@ -265,27 +101,26 @@ def run_scenario(
     rate: int,
     seconds: float,
     port: int,
+    load_processes: int,
+    log: Path,
 ) -> Result:
-    server = subprocess.Popen(
-        server_args,
-        preexec_fn=raise_fd_limit,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """Start the server, connect the clients, write for ``seconds``, measure."""
+    with log.open("ab") as stderr:
+        server = subprocess.Popen(
+            server_args,
+            preexec_fn=raise_fd_limit,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         wait_port(port)
         time.sleep(0.5)
         base_rss = rss_kb(server.pid)
 
-        parent, child = multiprocessing.Pipe()
-        loader = multiprocessing.Process(
-            target=load_process,
-            args=(kind, port, connections, subscribe, child),
-            daemon=True,
-        )
-        loader.start()
-        assert parent.poll(120), "clients did not connect"
-        parent.recv()
+        loaders = start_loaders(kind, port, connections, subscribe, load_processes)
+        for _loader, pipe in loaders:
+            assert pipe.poll(120), "clients did not connect"
+            pipe.recv()
         time.sleep(1.0)
         idle_rss = rss_kb(server.pid)
 
@@ -293,16 +128,23 @@ def run_scenario(
             target=writer_process, args=(redis_url, rate, seconds)
         )
         cpu_before, started = cpu_seconds(server.pid), time.monotonic()
-        load_cpu_before, wall_start = cpu_seconds(loader.pid), time.time()
+        load_cpu_before = sum(cpu_seconds(loader.pid) for loader, _ in loaders)
+        wall_start = time.time()
         writer.start()
         writer.join()
         elapsed = time.monotonic() - started
         cpu = (cpu_seconds(server.pid) - cpu_before) / elapsed
-        load_cpu = (cpu_seconds(loader.pid) - load_cpu_before) / elapsed
+        load_cpu_after = sum(cpu_seconds(loader.pid) for loader, _ in loaders)
+        load_cpu = (load_cpu_after - load_cpu_before) / elapsed
         time.sleep(1.0)
-        parent.send("stop")
-        report = parent.recv()
-        loader.join(30)
+        # The server's whole cost of the run, backlog included, per delivery.
+        server_cpu_total = cpu_seconds(server.pid) - cpu_before
+        reports = []
+        for _loader, pipe in loaders:
+            pipe.send("stop")
+        for loader, pipe in loaders:
+            reports.append(pipe.recv())
+            loader.join(30)
     finally:
         server.terminate()
         try:
@@ -311,20 +153,42 @@ def run_scenario(
             server.kill()
 
     # From the first write to the last delivery: a backlog counts against us.
-    span = max(1e-9, report["last"] - wall_start)
-    latencies = sorted(report["latencies"]) or [float("nan")]
+    events = sum(report["events"] for report in reports)
+    span = max(1e-9, max(report["last"] for report in reports) - wall_start)
+    latencies = sorted(x for report in reports for x in report["latencies"])
+    latencies = latencies or [float("nan")]
     return Result(
         name,
         connections,
         rate * connections,
-        report["events"] / span,
+        events / span,
         statistics.median(latencies) * 1000,
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         (idle_rss - base_rss) / connections,
-        report["closed"],
+        sum(report["closed"] for report in reports),
         cpu,
         load_cpu,
+        server_cpu_total / max(1, events) * 1e6,
     )
+
+
+def start_loaders(
+    kind: str, port: int, connections: int, subscribe: bool, processes: int
+) -> list[tuple[multiprocessing.Process, Any]]:
+    """Load processes, each with its share of the clients (and of the sample)."""
+    loaders = []
+    for number in range(processes):
+        parent, child = multiprocessing.Pipe()
+        share = range(number, connections, processes)
+        sampled = SAMPLED_CLIENTS // processes
+        loader = multiprocessing.Process(
+            target=load_process,
+            args=(kind, port, share, sampled, subscribe, child),
+            daemon=True,
+        )
+        loader.start()
+        loaders.append((loader, parent))
+    return loaders
 
 
 def wait_port(port: int, timeout: float = 15) -> None:
@@ -363,56 +227,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="1,000 connections only")
+    parser.add_argument(
+        "--plan",
+        action="append",
+        metavar="CLIENTSxRATE",
+        help="clients and writes/s, e.g. 1000x100 (repeatable; replaces the default)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("baseline", "ws", "sse"),
+        action="append",
+        help="run only these servers (repeatable)",
+    )
+    parser.add_argument(
+        "--load-processes",
+        type=int,
+        default=2,
+        help="processes the clients are spread over",
+    )
     options = parser.parse_args()
     raise_fd_limit()
 
+    # Offered loads: the targets (100k/s at 1,000, 80k/s at 5,000), and
+    # twice as much at 1,000 to show the headroom.
+    plans = [(1000, 100), (1000, 200), (5000, 16)]
+    if options.quick:
+        plans = plans[:1]
+    if options.plan:
+        plans = [tuple(map(int, plan.split("x"))) for plan in options.plan]
+    servers = [
+        ("baseline ws broadcast()", baseline_args, "ws", False),
+        ("redismem ws", redismem_args, "ws", True),
+    ]
+    wanted = set(options.only or ("baseline", "ws", "sse"))
+    servers = [
+        server
+        for server, short in zip(servers, ("baseline", "ws"), strict=True)
+        if short in wanted
+    ]
+
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
     directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-server-{os.getpid()}"
     redis = RedisServer(directory)
     redis.start()
     try:
-        # Offered loads: the targets (100k/s at 1,000, 80k/s at 5,000), and
-        # twice as much at 1,000 to show the headroom.
-        # (More 5,000-client runs exhaust the ephemeral ports: TIME_WAIT.)
-        plans = [(1000, 100), (1000, 200), (5000, 16)]
-        if options.quick:
-            plans = plans[:1]
         results = []
-        for connections, rate in plans:
-            for name, args, subscribe in (
-                ("baseline ws broadcast()", baseline_args, False),
-                ("redismem ws", redismem_args, True),
-            ):
-                port = free_port()
-                results.append(
-                    run_scenario(
-                        name,
-                        args(redis.url, port),
-                        "ws",
-                        subscribe,
-                        redis.url,
-                        connections,
-                        rate,
-                        options.seconds,
-                        port,
-                    )
+        scenarios = [
+            (server, connections, rate)
+            for connections, rate in plans
+            for server in servers
+        ]
+        if "sse" in wanted:
+            sse = ("redismem sse", redismem_args, "sse", False)
+            scenarios.append((sse, plans[0][0], plans[0][1]))
+        for (name, args, kind, subscribe), connections, rate in scenarios:
+            port = free_port()
+            results.append(
+                run_scenario(
+                    name,
+                    args(redis.url, port),
+                    kind,
+                    subscribe,
+                    redis.url,
+                    connections,
+                    rate,
+                    options.seconds,
+                    port,
+                    options.load_processes,
+                    directory / "servers.log",
                 )
-                print_result(results[-1])
-        port = free_port()
-        results.append(
-            run_scenario(
-                "redismem sse",
-                redismem_args(redis.url, port),
-                "sse",
-                False,
-                redis.url,
-                1000,
-                100,
-                options.seconds,
-                port,
             )
-        )
-        print_result(results[-1])
+            print_result(results[-1])
         print_ratios(results)
+        print(f"server logs: {directory / 'servers.log'}")
     finally:
         redis.kill()
 
@@ -424,7 +311,8 @@ def print_result(result: Result) -> None:
         f"delivered {result.delivered_per_s:>9.0f}/s  p50 {result.p50_ms:6.1f} ms  "
         f"p99 {result.p99_ms:7.1f} ms  "
         f"{result.kb_per_idle_connection:5.1f} KB/idle conn  evicted {result.evicted}"
-        f"  CPU server {result.server_cpu:.0%} clients {result.load_cpu:.0%}",
+        f"  CPU server {result.server_cpu:.0%} clients {result.load_cpu:.0%}"
+        f"  server {result.server_us_per_delivery:.1f} us/delivery",
         flush=True,
     )
 
@@ -438,7 +326,8 @@ def print_ratios(results: list[Result]) -> None:
             print(
                 f"{connections} conns, {offered}/s offered: redismem/baseline "
                 f"deliveries {ours.delivered_per_s / base.delivered_per_s:.2f}x, "
-                f"p99 {ours.p99_ms / base.p99_ms:.2f}x"
+                f"p99 {ours.p99_ms / base.p99_ms:.2f}x, server CPU per delivery "
+                f"{ours.server_us_per_delivery / base.server_us_per_delivery:.2f}x"
             )
 
 

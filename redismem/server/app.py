@@ -29,6 +29,11 @@ from redismem.server.websocket import serve_websocket
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://localhost:6379/0"
+#: Redis connections for commands (subscribing reads the log); more callers
+#: than this wait for one instead of failing.
+COMMAND_CONNECTIONS = 100
+#: How long a command waits for a pooled connection before it fails.
+COMMAND_POOL_WAIT = 10.0
 
 
 class RealtimeApp:
@@ -65,7 +70,7 @@ class RealtimeApp:
     async def startup(self) -> None:
         """Connect to Redis and start the fan-out."""
         url = self.state.url
-        client = connect_async(url)
+        client = _command_client(url)
         hub = self.state.attach(client, _pubsub_client(url))
         await hub.start()
         logger.info("realtime server ready on %s", _redacted(url))
@@ -128,6 +133,18 @@ def _segments_kept(scope: Scope) -> Scope:
     segments = raw.decode("latin-1").split("?", 1)[0].split("/")
     path = "/".join(quote(unquote(segment), safe="") for segment in segments)
     return {**scope, "path": path}
+
+
+def _command_client(url: str) -> Any:
+    # Thousands of clients subscribe at once after a restart; redis-py's
+    # default pool refuses the 101st concurrent command ("Too many
+    # connections"), a blocking pool makes it wait its turn instead.
+    if url.startswith(CLUSTER_SCHEME) or is_embedded(url):
+        return connect_async(url)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=COMMAND_CONNECTIONS, timeout=COMMAND_POOL_WAIT
+    )
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 def _pubsub_client(url: str) -> Any:

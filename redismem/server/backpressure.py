@@ -27,6 +27,7 @@ from redismem.server import protocol
 from redismem.server.auth import Principal
 from redismem.server.coalescing import Coalescer, Counter
 from redismem.server.events import EventBatch, OutgoingEvent
+from redismem.server.lean_ws import Flag, release_handshake
 from redismem.server.patterns import Pattern
 from redismem.tokens import LogPosition, decode_log_token, encode_feed_token
 
@@ -157,7 +158,7 @@ class UvicornWebSocket(Connection):
         # with thousands of idle connections they are a sizeable share of
         # the memory, so let them go.
         if proto.handshake_complete:
-            proto.request = proto.response = None
+            release_handshake(proto)
 
     @staticmethod
     def supports(send: Send) -> bool:
@@ -165,7 +166,10 @@ class UvicornWebSocket(Connection):
         proto = getattr(send, "__self__", None)
         conn = getattr(proto, "conn", None)
         return (
-            type(proto).__name__ == "WebSocketsSansIOProtocol"
+            any(
+                cls.__name__ == "WebSocketsSansIOProtocol"
+                for cls in type(proto).__mro__
+            )
             and hasattr(proto, "transport")
             and hasattr(proto, "writable")
             and not getattr(conn, "extensions", None)  # frames must be uncompressed
@@ -308,7 +312,7 @@ class SseStream(Connection):
         super().__init__(principal, address, max_buffer)
         self.chunks: list[bytes] = []
         self.queued = 0
-        self.wakeup = asyncio.Event()
+        self.wakeup = Flag()
         self.ending: bytes | None = None
         #: For a wildcard stream, every namespace's position as of the last
         #: message queued: each ``id:`` is the subscription-wide feed token

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from redismem.server.app import RealtimeApp
+from redismem.server.lean_ws import LeanWebSocketProtocol
 
 
 class DrainingServer(uvicorn.Server):
@@ -34,12 +35,14 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """The uvicorn settings the server's hot path relies on.
 
-    ``websockets-sansio`` lets the fan-out write frames straight to each
-    socket; compression is off because a compressed frame cannot be shared.
+    uvicorn's ``websockets-sansio`` protocol (here in its leaner form,
+    :class:`LeanWebSocketProtocol`) lets the fan-out write frames straight to
+    each socket; compression is off because a compressed frame cannot be
+    shared.
     """
     config = app.state.config
     settings: dict[str, Any] = {
-        "ws": "websockets-sansio",
+        "ws": LeanWebSocketProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": config.max_message_bytes,
         "ws_ping_interval": config.heartbeat,

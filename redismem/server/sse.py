@@ -216,9 +216,7 @@ async def _wait_disconnect(receive: Receive, stream: SseStream) -> None:
 async def _write_loop(state: ServerState, stream: SseStream, send: Send) -> None:
     keep_alive = state.config.heartbeat
     while True:
-        try:
-            await asyncio.wait_for(stream.wakeup.wait(), keep_alive)
-        except asyncio.TimeoutError:
+        if not await stream.wakeup.wait_at_most(keep_alive):
             await send(
                 {"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True}
             )
