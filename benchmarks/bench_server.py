@@ -118,9 +118,6 @@ def run_scenario(
         base_rss = rss_kb(server.pid)
 
         loaders = start_loaders(kind, port, connections, subscribe, load_processes)
-        for _loader, pipe in loaders:
-            assert pipe.poll(120), "clients did not connect"
-            pipe.recv()
         time.sleep(1.0)
         idle_rss = rss_kb(server.pid)
 
@@ -175,20 +172,46 @@ def run_scenario(
 def start_loaders(
     kind: str, port: int, connections: int, subscribe: bool, processes: int
 ) -> list[tuple[multiprocessing.Process, Any]]:
-    """Load processes, each with its share of the clients (and of the sample)."""
+    """The clients: counting load processes first, then one latency probe.
+
+    The load processes hold all but SAMPLED_CLIENTS clients and run in the
+    background (they stand in for other machines). The probe holds the
+    sampled clients and runs at normal priority, so a sampled frame is read
+    when it arrives, not when a busy load process gets round to it. It
+    connects last, and the server writes to its connections in the order
+    they subscribed, so the probe sees the last of every pass: its latency
+    bounds everyone's.
+    """
+    sampled = min(SAMPLED_CLIENTS, connections)
     loaders = []
     for number in range(processes):
-        parent, child = multiprocessing.Pipe()
-        share = range(number, connections, processes)
-        sampled = SAMPLED_CLIENTS // processes
-        loader = multiprocessing.Process(
-            target=load_process,
-            args=(kind, port, share, sampled, subscribe, child),
-            daemon=True,
-        )
-        loader.start()
-        loaders.append((loader, parent))
+        share = range(number, connections - sampled, processes)
+        loaders.append(_loader(kind, port, share, 0, subscribe, background=True))
+    _wait_ready(loaders)
+    probe = range(connections - sampled, connections)
+    loaders.append(_loader(kind, port, probe, sampled, subscribe, background=False))
+    _wait_ready(loaders[-1:])
     return loaders
+
+
+def _loader(
+    kind: str, port: int, indexes: range, sampled: int, subscribe: bool,
+    *, background: bool,
+) -> tuple[multiprocessing.Process, Any]:  # fmt: skip
+    parent, child = multiprocessing.Pipe()
+    loader = multiprocessing.Process(
+        target=load_process,
+        args=(kind, port, indexes, sampled, subscribe, child, background),
+        daemon=True,
+    )
+    loader.start()
+    return loader, parent
+
+
+def _wait_ready(loaders: list[tuple[multiprocessing.Process, Any]]) -> None:
+    for _loader, pipe in loaders:
+        assert pipe.poll(120), "clients did not connect"
+        pipe.recv()
 
 
 def wait_port(port: int, timeout: float = 15) -> None:

@@ -304,14 +304,20 @@ async def load(
 
 
 def load_process(
-    kind: str, port: int, indexes: range, sampled: int, subscribe: bool, conn: Any
+    kind: str,
+    port: int,
+    indexes: range,
+    sampled: int,
+    subscribe: bool,
+    conn: Any,
+    background: bool = True,
 ) -> None:
-    """Entry point of one load process."""
+    """Entry point of one load process (``background``: under SCHED_BATCH)."""
     raise_fd_limit()
-    if hasattr(os, "SCHED_BATCH"):
+    if background and hasattr(os, "SCHED_IDLE"):
         # The clients stand in for remote machines: their wake-ups should not
         # preempt the server on the cores they share with it.
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     try:
         import uvloop
     except ImportError:
