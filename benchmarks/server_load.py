@@ -10,9 +10,10 @@ it against the writer's clock.
 The sockets are spread over source addresses 127.0.0.2, 127.0.0.3, ... (the
 kernel picks ports per address and destination), and closed with a reset
 instead of a FIN, so no TIME_WAIT piles up: 5,000 connections and more can
-be opened run after run. The load processes run under SCHED_BATCH, so their
-wake-ups (one per frame the server writes) do not preempt the server on the
-two cores they share with it; real clients sit on other machines.
+be opened run after run. The counting load processes run under SCHED_IDLE,
+so they take only the CPU the server leaves on the two cores they share
+with it (real clients sit on other machines); the latency probe runs at
+normal priority, so its reads are not delayed behind them.
 """
 
 from __future__ import annotations
@@ -312,11 +313,11 @@ def load_process(
     conn: Any,
     background: bool = True,
 ) -> None:
-    """Entry point of one load process (``background``: under SCHED_BATCH)."""
+    """Entry point of one load process (``background``: under SCHED_IDLE)."""
     raise_fd_limit()
     if background and hasattr(os, "SCHED_IDLE"):
-        # The clients stand in for remote machines: their wake-ups should not
-        # preempt the server on the cores they share with it.
+        # The clients stand in for remote machines: they should only take
+        # the CPU the server does not want on the cores they share with it.
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     try:
         import uvloop
