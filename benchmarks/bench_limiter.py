@@ -14,6 +14,10 @@ same Redis. Reported:
    round trips per decision are counted in the client;
 4. 100 hits in one pipeline (``hit_many``) vs 100 GETs in one pipeline.
 
+Ratios 1 and 2 are measured twice: from separate runs of each workload, and
+alternating the two workloads operation by operation in one process, which
+exposes both to the same moments of a shared machine (the steadier figure).
+
 Per decision, the table also shows the time Redis spent on the commands the
 client sent (``INFO commandstats``) and the client process's own CPU time:
 what a hit costs beyond a GET, on either side of the socket.
@@ -35,7 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 import redis.connection
 
+from benchmarks.common import interleaved_rates
 from redismem.limiter import RateLimiter
+
+#: Operations of each workload per interleaved round.
+INTERLEAVED = 3000
 
 ONE = ["token_bucket:1000000000/s,burst=1000000000"]
 THREE = [
@@ -72,6 +80,29 @@ def _measure(url: str, kind: str, seconds: float, result: Any) -> None:
     )
     per = max(done, 1)
     result.put((done / elapsed, trips / per, server_usec / per, client_usec / per))
+
+
+def _interleave(url: str, pair: tuple[str, str], count: int, result: Any) -> None:
+    """Time two workloads op by op, alternating, and report their rate ratio."""
+    client = redis.Redis.from_url(url)
+    workloads = _workloads(url, client)
+    measured, baseline = workloads[pair[0]], workloads[pair[1]]
+    measured(), baseline()  # warm up: load scripts, open the connections
+    ours, theirs = interleaved_rates(
+        lambda _i: measured(), lambda _i: baseline(), count
+    )
+    result.put(ours / theirs)
+
+
+def interleaved_ratio(url: str, pair: tuple[str, str], count: int) -> float:
+    """The rate ratio of two workloads run alternately in one process."""
+    context = multiprocessing.get_context("spawn")
+    result = context.Queue()
+    process = context.Process(target=_interleave, args=(url, pair, count, result))
+    process.start()
+    ratio: float = result.get(timeout=120)
+    process.join()
+    return ratio
 
 
 def _count_round_trips() -> list[int]:
@@ -264,7 +295,21 @@ def report(url: str, seconds: float, rounds: int) -> list[str]:
         f"pipelined {PIPELINE} hits / {PIPELINE} GETs:      "
         f"{ratio('pipeline_hit', 'pipeline_get')}",
         f"pipelined hits / single hits:         {ratio('pipeline_hit', 'hit_one')}",
+        "",
+        f"interleaved op by op in one process ({INTERLEAVED} of each per round;"
+        " median of rounds, range):",
     ]
+    for label, pair in [
+        ("hit (1 limit) / GET:            ", ("hit_one", "get")),
+        ("hit (3 limits) / hit (1 limit): ", ("hit_three", "hit_one")),
+    ]:
+        paired = sorted(
+            interleaved_ratio(url, pair, INTERLEAVED) for _ in range(rounds)
+        )
+        lines.append(
+            f"{label}       {paired[len(paired) // 2]:.2f}x "
+            f"({paired[0]:.2f}-{paired[-1]:.2f})"
+        )
     return lines
 
 

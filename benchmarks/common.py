@@ -30,23 +30,38 @@ def private_redis(*extra: str) -> Iterator[RedisServer]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def rate(operation: Callable[[int], object], count: int) -> float:
-    """Operations per second of ``operation(i)`` for i in range(count)."""
-    started = time.perf_counter()
-    for i in range(count):
-        operation(i)
-    return count / (time.perf_counter() - started)
-
-
-def best_of_alternating(
-    rounds: int, measured: Callable[[], float], baseline: Callable[[], float]
+def interleaved_rates(
+    measured: Callable[[int], object], baseline: Callable[[int], object], count: int
 ) -> tuple[float, float]:
-    """The best of several rounds of each, alternated so drift hits both alike."""
-    ours, theirs = 0.0, 0.0
-    for _ in range(rounds):
-        ours = max(ours, measured())
-        theirs = max(theirs, baseline())
-    return ours, theirs
+    """Rates of ``measured(i)`` and ``baseline(i)``, timed op by op, alternating.
+
+    On a shared machine the speed moves within a second; alternating every
+    operation exposes both sides to the same moments, so their ratio holds
+    steady where rates measured one after the other do not.
+    """
+    clock = time.perf_counter
+    ours = theirs = 0.0
+    for i in range(count):
+        started = clock()
+        measured(i)
+        middle = clock()
+        baseline(i)
+        theirs += clock() - middle
+        ours += middle - started
+    return count / ours, count / theirs
+
+
+def median_round(
+    rounds: list[tuple[float, float]],
+) -> tuple[float, float, float, float]:
+    """The round with the median ratio, and the lowest and highest ratio.
+
+    Returns (measured rate, baseline rate, lowest ratio, highest ratio).
+    """
+    ordered = sorted(rounds, key=lambda pair: pair[0] / pair[1])
+    ours, theirs = ordered[len(ordered) // 2]
+    ratios = [a / b for a, b in ordered]
+    return ours, theirs, ratios[0], ratios[-1]
 
 
 def report(title: str, rows: list[tuple[str, float, float]]) -> None:
