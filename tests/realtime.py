@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,19 @@ async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     frame = await asyncio.wait_for(ws.recv(), timeout)
     decoded: dict[str, Any] = json.loads(frame)
     return decoded
+
+
+def headers() -> dict[str, str]:
+    """Credentials of a fresh subject, so per-subject limits never carry over."""
+    return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
+
+
+async def subscribe(ws: Any, pattern: str, resume: Any = None) -> dict[str, Any]:
+    """Send a subscribe frame and return the server's answer."""
+    await ws.send(
+        json.dumps({"type": "subscribe", "pattern": pattern, "resume": resume})
+    )
+    return await recv_json(ws)
 
 
 async def recv_until(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -12,20 +11,9 @@ import websockets
 from httpx_sse import connect_sse
 
 from redismem import MemoryStore
-from tests.realtime import ServerProcess, bearer, recv_json, recv_until, token
+from tests.realtime import ServerProcess, headers, recv_json, recv_until, subscribe
 
 pytestmark = pytest.mark.anyio
-
-
-def headers() -> dict[str, str]:
-    return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
-
-
-async def subscribe(ws: Any, pattern: str, resume: Any = None) -> dict[str, Any]:
-    await ws.send(
-        json.dumps({"type": "subscribe", "pattern": pattern, "resume": resume})
-    )
-    return await recv_json(ws)
 
 
 async def events(ws: Any, count: int) -> list[dict[str, Any]]:

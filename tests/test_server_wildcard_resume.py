@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,20 +17,9 @@ from httpx_sse import connect_sse
 
 from redismem import MemoryStore
 from redismem.tokens import decode_feed_token, decode_log_token, encode_feed_token
-from tests.realtime import ServerProcess, bearer, recv_json, token
+from tests.realtime import ServerProcess, headers, recv_json, subscribe
 
 pytestmark = pytest.mark.anyio
-
-
-def headers() -> dict[str, str]:
-    return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
-
-
-async def subscribe(ws: Any, pattern: str, resume: Any = None) -> dict[str, Any]:
-    await ws.send(
-        json.dumps({"type": "subscribe", "pattern": pattern, "resume": resume})
-    )
-    return await recv_json(ws)
 
 
 async def live_frames(ws: Any, count: int) -> list[dict[str, Any]]:
