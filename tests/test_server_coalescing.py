@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from redismem import MemoryStore
 from redismem.tokens import decode_feed_token
-from tests.realtime import ServerProcess, bearer, recv_json, token
+from tests.realtime import ServerProcess, headers, recv_json
 
 pytestmark = pytest.mark.anyio
 
@@ -47,10 +46,6 @@ def server(
     threaded = ThreadedServer(create_app(config), ws="websockets").start()
     yield threaded
     threaded.stop()
-
-
-def auth() -> dict[str, str]:
-    return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
 
 
 def sample(server: Any, name: str) -> float:
@@ -86,7 +81,7 @@ async def test_a_coalescing_client_that_stops_reading_gets_the_latest_of_every_k
     async with websockets.connect(
         server.ws,
         sock=stalled_socket(server),
-        additional_headers=auth(),
+        additional_headers=headers(),
         max_queue=1,
     ) as ws:
         await subscribe_coalescing(ws, "hot")
@@ -133,7 +128,7 @@ async def test_a_coalescing_client_with_too_many_distinct_keys_is_evicted(
     server: Any, realtime_store: MemoryStore
 ) -> None:
     evicted_before = sample(server, "redismem_slow_consumers_evicted_total")
-    credential = auth()
+    credential = headers()
     async with websockets.connect(
         server.ws,
         sock=stalled_socket(server),
@@ -179,7 +174,7 @@ async def test_a_coalescing_client_with_too_many_distinct_keys_is_evicted(
 async def test_a_coalesce_flag_that_is_not_a_boolean_is_refused(
     realtime: ServerProcess, flag: Any
 ) -> None:
-    async with websockets.connect(realtime.ws, additional_headers=auth()) as ws:
+    async with websockets.connect(realtime.ws, additional_headers=headers()) as ws:
         await ws.send(
             json.dumps({"type": "subscribe", "pattern": "hot", "coalesce": flag})
         )
@@ -197,7 +192,7 @@ def test_an_sse_coalesce_parameter_that_is_not_0_or_1_is_refused(
     response = httpx.get(
         f"{realtime.http}/sse",
         params={"pattern": "hot", "coalesce": "maybe"},
-        headers=auth(),
+        headers=headers(),
     )
 
     assert response.status_code == 400
@@ -210,7 +205,7 @@ class RawSseClient:
     def __init__(self, server: ServerProcess, query: str) -> None:
         self.sock = stalled_socket(server)
         self.sock.settimeout(5)
-        credential = auth()["Authorization"]
+        credential = headers()["Authorization"]
         self.sock.sendall(
             f"GET /sse?{query} HTTP/1.1\r\nHost: test\r\n"
             f"Authorization: {credential}\r\n\r\n".encode()

@@ -9,7 +9,6 @@ import multiprocessing
 import signal
 import socket
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -19,14 +18,10 @@ from websockets.exceptions import ConnectionClosed
 
 from redismem import MemoryStore
 from redismem.connection import connect
-from tests.realtime import ServerProcess, bearer, recv_json, token
+from tests.realtime import ServerProcess, headers, recv_json
 from tests.servers import RedisClusterServers, RedisServer
 
 pytestmark = pytest.mark.anyio
-
-
-def auth() -> dict[str, str]:
-    return bearer(token(f"user-{uuid.uuid4().hex[:8]}"))
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
@@ -41,7 +36,7 @@ def test_http_api_writes_reads_lists_deletes_and_pages_the_change_log(
     realtime: ServerProcess, realtime_store: MemoryStore
 ) -> None:
     api = f"{realtime.http}/v1/namespaces/team%2Fa"
-    with httpx.Client(headers=auth()) as http:
+    with httpx.Client(headers=headers()) as http:
         created = http.put(f"{api}/records/k%2F1", json={"value": {"n": 1}})
         updated = http.put(
             f"{api}/records/k%2F1", json={"value": {"n": 2}, "expect_version": 1}
@@ -97,7 +92,7 @@ def test_a_stale_token_on_the_change_log_answers_410_with_the_epoch(
     answer = httpx.get(
         f"{realtime.http}/v1/namespaces/log/changes",
         params={"after": stale},
-        headers=auth(),
+        headers=headers(),
     )
 
     assert answer.status_code == 410
@@ -110,7 +105,7 @@ def test_a_stale_token_on_the_change_log_answers_410_with_the_epoch(
 def test_a_peer_that_stops_answering_pings_is_closed_by_the_heartbeat(
     realtime: ServerProcess,
 ) -> None:
-    credential = auth()["Authorization"]
+    credential = headers()["Authorization"]
     with socket.create_connection(("127.0.0.1", realtime.port)) as sock:
         sock.sendall(
             (
@@ -154,7 +149,7 @@ async def test_a_client_that_stops_reading_is_evicted_with_resume_and_loses_noth
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", realtime.port))
-    credential = auth()
+    credential = headers()
     evicted_before = _evictions(realtime)
     async with websockets.connect(
         realtime.ws, sock=sock, additional_headers=credential, max_queue=1
@@ -210,7 +205,7 @@ async def test_metrics_count_connections_deliveries_resumes_and_auth_failures(
     realtime_store.put("m", "a", 1)
     token_a = realtime_store.changes("m").items[0].token
     httpx.get(f"{realtime.http}/v1/namespaces/m/records")  # no credentials
-    async with websockets.connect(realtime.ws, additional_headers=auth()) as ws:
+    async with websockets.connect(realtime.ws, additional_headers=headers()) as ws:
         await ws.send(
             json.dumps({"type": "subscribe", "pattern": "m", "resume": token_a})
         )
@@ -234,7 +229,7 @@ async def test_healthz_is_unhealthy_while_redis_is_down_and_clients_are_told_to_
     redis_server: RedisServer = server_factory()
     server = ServerProcess(redis_server.url, tmp_path).start()
     try:
-        async with websockets.connect(server.ws, additional_headers=auth()) as ws:
+        async with websockets.connect(server.ws, additional_headers=headers()) as ws:
             await ws.send(json.dumps({"type": "subscribe", "pattern": "h"}))
             await recv_json(ws)
             assert httpx.get(f"{server.http}/healthz").json()["status"] == "ok"
@@ -259,7 +254,7 @@ async def test_sigterm_tells_clients_to_reconnect_and_exits_within_the_bound(
     realtime_redis: RedisServer, tmp_path: Any
 ) -> None:
     server = ServerProcess(realtime_redis.url, tmp_path, "--drain-seconds", "2").start()
-    credential = auth()
+    credential = headers()
     try:
         ws = await websockets.connect(server.ws, additional_headers=credential)
         await ws.send(json.dumps({"type": "subscribe", "pattern": "t"}))
@@ -309,7 +304,7 @@ async def test_a_client_moves_to_another_process_after_sigkill_and_resumes_gap_f
     writer = multiprocessing.get_context("spawn").Process(
         target=_writer, args=(realtime_redis.url, "moving", total)
     )
-    credential = auth()
+    credential = headers()
     seqs: list[int] = []
     try:
         async with websockets.connect(first.ws, additional_headers=credential) as ws:
@@ -353,7 +348,7 @@ async def test_live_events_and_resume_work_on_a_redis_cluster(
     store.put("c0", "k", "before")
     head_c0 = store.changes("c0").items[0].token
     server = ServerProcess(redis_cluster.url, tmp_path).start()
-    credential = auth()
+    credential = headers()
     try:
         async with websockets.connect(server.ws, additional_headers=credential) as ws:
             await ws.send(json.dumps({"type": "subscribe", "pattern": "c*"}))
@@ -388,7 +383,7 @@ async def test_live_events_and_resume_work_on_a_redis_cluster(
 
 async def _subscribe_read_resume(server: ServerProcess, reads: int) -> list[int]:
     """Subscribe live, read a few events, drop, resume, read more."""
-    credential = auth()
+    credential = headers()
     seqs: list[int] = []
     async with websockets.connect(server.ws, additional_headers=credential) as ws:
         await ws.send(json.dumps({"type": "subscribe", "pattern": "busy"}))
