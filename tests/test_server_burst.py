@@ -55,3 +55,19 @@ async def test_a_burst_of_subscribers_is_acknowledged_every_one(
         await asyncio.gather(*(ws.close() for ws in clients))
 
     assert [answer["type"] for answer in answers] == ["subscribed"] * BURST
+
+
+async def test_a_command_client_lets_a_burst_wait_for_connections(
+    realtime_redis: RedisServer,
+) -> None:
+    from redismem.server.app import command_client
+
+    # The API's rate-limit checks use such a client too: a check refused for
+    # want of a connection would fail open and let the call through.
+    client = command_client(realtime_redis.url, wait=10.0)
+    try:
+        answers = await asyncio.gather(*(client.ping() for _ in range(BURST)))
+    finally:
+        await client.aclose()
+
+    assert answers == [True] * BURST

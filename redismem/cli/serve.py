@@ -9,7 +9,10 @@ import click
 
 from redismem.aio.limiter import RateLimiter
 from redismem.cli.app import Context, main, pass_context
-from redismem.connection import connect_async
+
+#: How long an API call's rate-limit check may take before the limiter fails
+#: open or closed (its configured choice).
+LIMITER_TIMEOUT = 0.25
 
 
 @main.command()
@@ -126,7 +129,7 @@ def serve(
     """Serve WebSocket (/ws), SSE (/sse), the HTTP API (/v1), /healthz and /metrics."""
     try:
         from redismem.server import AuthConfig, ServerConfig, create_app
-        from redismem.server.app import resolve_url
+        from redismem.server.app import command_client, resolve_url
         from redismem.server.auth import load_api_keys
         from redismem.server.ratelimit import RateLimiter as ServerRateLimiter
         from redismem.server.ratelimit import policy_limiter, unlimited
@@ -150,8 +153,16 @@ def serve(
     redis_url = resolve_url(url or _configured_url(ctx))
     rate_limiter: ServerRateLimiter = unlimited
     if rate_limit_policy:
+        # A burst of API calls waits for a pooled connection (briefly: the
+        # limiter's timeout) instead of being refused and let through open.
+        limiter_client = command_client(
+            redis_url,
+            wait=LIMITER_TIMEOUT,
+            socket_timeout=LIMITER_TIMEOUT,
+            socket_connect_timeout=LIMITER_TIMEOUT,
+        )
         rate_limiter = policy_limiter(
-            RateLimiter(connect_async(redis_url)), rate_limit_policy
+            RateLimiter(limiter_client, timeout=LIMITER_TIMEOUT), rate_limit_policy
         )
     config = ServerConfig(
         url=redis_url,

@@ -70,7 +70,7 @@ class RealtimeApp:
     async def startup(self) -> None:
         """Connect to Redis and start the fan-out."""
         url = self.state.url
-        client = _command_client(url)
+        client = command_client(url)
         hub = self.state.attach(client, _pubsub_client(url))
         await hub.start()
         logger.info("realtime server ready on %s", _redacted(url))
@@ -135,14 +135,18 @@ def _segments_kept(scope: Scope) -> Scope:
     return {**scope, "path": path}
 
 
-def _command_client(url: str) -> Any:
-    # Thousands of clients subscribe at once after a restart; redis-py's
-    # default pool refuses the 101st concurrent command ("Too many
-    # connections"), a blocking pool makes it wait its turn instead.
+def command_client(url: str, *, wait: float = COMMAND_POOL_WAIT, **options: Any) -> Any:
+    """An asyncio client whose commands wait up to ``wait`` s for a connection.
+
+    Thousands of clients subscribe at once after a restart; redis-py's
+    default pool refuses the 101st concurrent command ("Too many
+    connections"), a blocking pool makes it wait its turn instead.
+    ``options`` (socket timeouts) go to every connection.
+    """
     if url.startswith(CLUSTER_SCHEME) or is_embedded(url):
-        return connect_async(url)
+        return connect_async(url, **options)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=COMMAND_CONNECTIONS, timeout=COMMAND_POOL_WAIT
+        url, max_connections=COMMAND_CONNECTIONS, timeout=wait, **options
     )
     return redis.asyncio.Redis.from_pool(pool)
 
