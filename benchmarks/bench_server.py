@@ -172,36 +172,42 @@ def run_scenario(
 def start_loaders(
     kind: str, port: int, connections: int, subscribe: bool, processes: int
 ) -> list[tuple[multiprocessing.Process, Any]]:
-    """The clients: counting load processes first, then one latency probe.
+    """The clients: counting load processes and one latency probe.
 
     The load processes hold all but SAMPLED_CLIENTS clients and run in the
     background (they stand in for other machines). The probe holds the
     sampled clients and runs at normal priority, so a sampled frame is read
-    when it arrives, not when a busy load process gets round to it. It
-    connects last, and the server writes to its connections in the order
-    they subscribed, so the probe sees the last of every pass: its latency
-    bounds everyone's.
+    when it arrives, not when a busy load process gets round to it. The
+    server writes to its connections in the order they subscribed, so the
+    probe's clients subscribe spread over that order: the load processes
+    connect in as many waves as the probe has clients, and one probe client
+    joins after each wave.
     """
     sampled = min(SAMPLED_CLIENTS, connections)
-    loaders = []
+    waves = max(1, sampled)
+    bulk = []
     for number in range(processes):
         share = range(number, connections - sampled, processes)
-        loaders.append(_loader(kind, port, share, 0, subscribe, background=True))
-    _wait_ready(loaders)
+        bulk.append(_loader(kind, port, share, 0, subscribe, True, waves))
     probe = range(connections - sampled, connections)
-    loaders.append(_loader(kind, port, probe, sampled, subscribe, background=False))
-    _wait_ready(loaders[-1:])
-    return loaders
+    prober = _loader(kind, port, probe, sampled, subscribe, False, waves)
+    for wave in range(waves):
+        for group in (bulk, [prober]):
+            for _loader_process, pipe in group:
+                if wave:
+                    pipe.send("go")
+            _wait_ready(group)
+    return [*bulk, prober]
 
 
 def _loader(
     kind: str, port: int, indexes: range, sampled: int, subscribe: bool,
-    *, background: bool,
+    background: bool, waves: int,
 ) -> tuple[multiprocessing.Process, Any]:  # fmt: skip
     parent, child = multiprocessing.Pipe()
     loader = multiprocessing.Process(
         target=load_process,
-        args=(kind, port, indexes, sampled, subscribe, child, background),
+        args=(kind, port, indexes, sampled, subscribe, child, background, waves),
         daemon=True,
     )
     loader.start()
@@ -209,7 +215,7 @@ def _loader(
 
 
 def _wait_ready(loaders: list[tuple[multiprocessing.Process, Any]]) -> None:
-    for _loader, pipe in loaders:
+    for _loader_process, pipe in loaders:
         assert pipe.poll(120), "clients did not connect"
         pipe.recv()
 

@@ -260,9 +260,20 @@ async def open_client(client: Client, index: int, port: int) -> None:
 
 
 async def load(
-    kind: str, port: int, indexes: range, sampled: int, subscribe: bool, conn: Any
+    kind: str,
+    port: int,
+    indexes: range,
+    sampled: int,
+    subscribe: bool,
+    conn: Any,
+    waves: int = 1,
 ) -> None:
-    """Open the clients, say ready, count until told to stop, then report."""
+    """Open the clients, say ready, count until told to stop, then report.
+
+    The clients connect in ``waves`` parts: after each one the process says
+    "ready" and waits for "go", so the orchestrator can interleave the
+    connections of several processes in the order it wants.
+    """
     subscribe_frame = orjson.dumps({"type": "subscribe", "pattern": "bench"})
     clients: list[Client] = []
     # Sampled clients are spread over the connection order: the server
@@ -287,8 +298,13 @@ async def load(
         async with gate:
             await asyncio.wait_for(open_client(client, index, port), 60)
 
-    await asyncio.gather(*map(opened, clients, indexes))
-    conn.send("ready")
+    loop = asyncio.get_running_loop()
+    for wave in range(waves):
+        if wave:
+            await loop.run_in_executor(None, conn.recv)  # "go"
+        part = slice(wave * len(clients) // waves, (wave + 1) * len(clients) // waves)
+        await asyncio.gather(*map(opened, clients[part], indexes[part]))
+        conn.send("ready")
 
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
     conn.send(
@@ -312,6 +328,7 @@ def load_process(
     subscribe: bool,
     conn: Any,
     background: bool = True,
+    waves: int = 1,
 ) -> None:
     """Entry point of one load process (``background``: under SCHED_IDLE)."""
     raise_fd_limit()
@@ -322,6 +339,6 @@ def load_process(
     try:
         import uvloop
     except ImportError:
-        asyncio.run(load(kind, port, indexes, sampled, subscribe, conn))
+        asyncio.run(load(kind, port, indexes, sampled, subscribe, conn, waves))
     else:
-        uvloop.run(load(kind, port, indexes, sampled, subscribe, conn))
+        uvloop.run(load(kind, port, indexes, sampled, subscribe, conn, waves))
