@@ -89,9 +89,9 @@ class LimiterCore:
             if self._prepared_for != (self.backoff, self.retention):
                 self._prepared.clear()
                 self._prepared_for = (self.backoff, self.retention)
-            prepared = self._prepared.get(key)
-            if prepared is not None:
-                return prepared
+            call = self._prepared.get(key)
+            if call is not None:
+                return call
         call = self._build_call(
             subject, limits, mode=mode, cost=cost, operation=operation
         )
